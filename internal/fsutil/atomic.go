@@ -98,3 +98,35 @@ func LinkOrCopy(src, dst string, perm os.FileMode) error {
 	}
 	return CopyFile(src, dst, perm)
 }
+
+// WriteFileNoSync replaces name with data through a temporary file and a
+// rename, without fsync: a crashed process leaves the old file or the new
+// one, though a power loss may leave neither. Only for advisory state that
+// is rebuilt when missing (caches of digests, last-seen pre-images).
+func WriteFileNoSync(name string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, perm)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, name)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", name, werr)
+	}
+	return nil
+}

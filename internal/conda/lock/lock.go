@@ -6,6 +6,14 @@
 package lock
 
 import (
+	"fmt"
+	"github.com/sparkenv/sparkenv/internal/fsutil"
+	"os"
+
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+
 	"github.com/sparkenv/sparkenv/internal/conda/repodata"
 )
 
@@ -58,3 +66,63 @@ type Resolved struct {
 
 // ResolvedFileName is the file name of a Resolved in an environment artifact.
 const ResolvedFileName = "environment.json"
+
+// Inputs are what an environment is solved from.
+type Inputs struct {
+	Platform        string            `json:"platform"`
+	Channels        []string          `json:"channels"`
+	Specs           []string          `json:"specs"`
+	VirtualPackages map[string]string `json:"virtual_packages"`
+	ChannelPriority string            `json:"channel_priority"`
+	Pip             []string          `json:"pip"`
+	PipIndex        string            `json:"pip_index"`
+	PipFindLinks    []string          `json:"pip_find_links"`
+}
+
+// InputHash is the sha256 of the canonical encoding of in.
+func InputHash(in Inputs) string {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(err) // Inputs always encodes
+	}
+	sum := sha256.Sum256(append([]byte("sparkenv.lock.inputs.v1\n"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
+// Read parses a lock file.
+func Read(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if f.Version != Version {
+		return nil, fmt.Errorf("%s: lock format version %d is not supported (want %d)", path, f.Version, Version)
+	}
+	if f.Environments == nil {
+		f.Environments = map[string]*Environment{}
+	}
+	return &f, nil
+}
+
+// Encode renders f deterministically: sorted keys, two-space indentation,
+// a final newline.
+func Encode(f *File) ([]byte, error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Write replaces the lock file at path atomically.
+func Write(path string, f *File) error {
+	b, err := Encode(f)
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,52 @@
+package spec
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary bytes through the whole pipeline (parse,
+// declare, evaluate, dump) and requires that it never panics and that every
+// diagnostic is well formed.
+func FuzzParse(f *testing.F) {
+	for _, pattern := range []string{"testdata/*/*.hcl", "testdata/*/*/*.hcl"} {
+		paths, _ := filepath.Glob(pattern)
+		for _, p := range paths {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
+	f.Add([]byte(""))
+	f.Add([]byte("locals {\n  a = local.a\n}\n"))
+	f.Add([]byte("variable \"x\" {\n  type = list(object({a = optional(string, \"z\")}))\n  default = [{}]\n}\n"))
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "data.txt"), []byte("data"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	opts := LoadOptions{
+		Dir:          dir,
+		Vars:         map[string]string{"python": "3.11", "workers": "[1, 2]"},
+		Environ:      []string{"SPARKENV_VAR_bucket=b", "HOME=/root"},
+		Version:      "0.3.1",
+		ValidateSpec: testValidateSpec,
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		cfg, diags := Parse("fuzz.hcl", src, opts)
+		if cfg == nil {
+			t.Fatal("nil Config")
+		}
+		for _, d := range diags {
+			if d.Summary == "" {
+				t.Errorf("diagnostic without summary: %#v", d)
+			}
+		}
+		if _, err := cfg.Dump(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cfg.EvalContext(dir)
+	})
+}

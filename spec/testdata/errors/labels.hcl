@@ -1,0 +1,27 @@
+environment "ML-env" { # ERROR: Invalid environment name
+  platform = "linux-64"
+  channels = ["conda-forge"]
+}
+
+target "conda-pack" "ml" { # ERROR: Invalid target kind
+}
+
+target "conda_pack" "2nd" { # ERROR: Invalid target name
+}
+
+target "pyfiles" { # ERROR: Missing name for target
+}
+
+environment "a" "b" { # ERROR: Extraneous label for environment
+  platform = "linux-64"
+  channels = ["conda-forge"]
+}
+
+variable { # ERROR: Missing name for variable
+}
+
+# References to blocks rejected above are not reported again.
+target "pyfiles" "app" {
+  environment = environment.ML-env
+  depends_on  = [target.conda-pack.ml]
+}
