@@ -14,7 +14,9 @@ mkdir -p "$dir"
   printf 'ZIPS :='
   for i in $(seq 1 "$n"); do printf ' out/t%d.zip' "$i"; done
   printf '\n\nall: $(ZIPS)\n\n'
-  printf 'out/%%.zip: $$(wildcard src/%%/pkg/*.py)\n\t@mkdir -p out\n\t@cd src/$* && python3 -m zipfile -c ../../$@ pkg\n'
+  for i in $(seq 1 "$n"); do
+    printf 'out/t%d.zip: src/t%d/pkg/__init__.py src/t%d/pkg/a.py src/t%d/pkg/b.py\n\t@mkdir -p out\n\t@cd src/t%d && python3 -m zipfile -c ../../$@ pkg\n\n' "$i" "$i" "$i" "$i" "$i"
+  done
 } > "$dir/Makefile"
 for i in $(seq 1 "$n"); do
   mkdir -p "$dir/src/t$i/pkg"

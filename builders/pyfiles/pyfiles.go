@@ -81,10 +81,14 @@ func config(cfg any) (*Config, error) {
 
 // sourceDir resolves Source against the directory of the declaring file.
 func (c *Config) sourceDir(baseDir string) string {
-	if filepath.IsAbs(c.Source) {
-		return filepath.Clean(c.Source)
+	dir := filepath.FromSlash(c.Source)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(baseDir, dir)
 	}
-	return filepath.Join(baseDir, filepath.FromSlash(c.Source))
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
 }
 
 func (c *Config) output(name string) string {

@@ -402,3 +402,32 @@ func TestEntriesSortedInOutput(t *testing.T) {
 		t.Error("order of input changes the zip")
 	}
 }
+
+// TestDeterministicLarge pushes enough data through the compressors for
+// many blocks and encoder windows to be in flight at once.
+func TestDeterministicLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large input")
+	}
+	t.Parallel()
+	var es []Entry
+	for i := range 6 {
+		es = append(es, Entry{Path: fmt.Sprintf("f%d", i), Data: genData(1<<20+i*1000, uint64(i))})
+	}
+	// Above zipBufferLimit: streamed by the zip writer itself.
+	es = append(es, Entry{Path: "huge", Data: genData(zipBufferLimit+1, 99)})
+	for _, f := range []Format{TarGz, TarZst, Zip} {
+		var ref []byte
+		for _, jobs := range []int{1, 2, 8} {
+			var buf bytes.Buffer
+			if err := Encode(context.Background(), &buf, f, es, Options{Jobs: jobs, Symlinks: Refuse}); err != nil {
+				t.Fatal(err)
+			}
+			if ref == nil {
+				ref = buf.Bytes()
+			} else if !bytes.Equal(ref, buf.Bytes()) {
+				t.Errorf("%s: jobs=%d differs from jobs=1", f, jobs)
+			}
+		}
+	}
+}

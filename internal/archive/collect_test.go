@@ -42,7 +42,7 @@ func TestCollect(t *testing.T) {
 				"lib/very-long-directory-name/very-long-directory-name/very-long-directory-name/very-long-directory-name/very-long-directory-name/",
 				"lib/very-long-directory-name/very-long-directory-name/very-long-directory-name/very-long-directory-name/very-long-directory-name/very-long-directory-name/",
 				longDir + "/", longDir + "/leaf-file.txt",
-				"link@", "pkg/", "pkg/__init__.py", "pkg/__pycache__/", "pkg/__pycache__/mod.pyc", "pkg/mod.py", "pkg/mod.pyc",
+				"link@", "longlink@", "pkg/", "pkg/__init__.py", "pkg/__pycache__/", "pkg/__pycache__/mod.pyc", "pkg/mod.py", "pkg/mod.pyc",
 				"tests/", "tests/test_mod.py"},
 		},
 		{
@@ -58,7 +58,7 @@ func TestCollect(t *testing.T) {
 		{
 			name: "exclude prunes directories",
 			opts: CollectOptions{Exclude: []string{"lib", "big/**", "**/*.txt", "pkg/**", "tests/*"}},
-			want: []string{"bin/", "bin/run.sh", "donn\u00e9es/", "empty/", "link@", "tests/"},
+			want: []string{"bin/", "bin/run.sh", "donn\u00e9es/", "empty/", "link@", "longlink@", "tests/"},
 		},
 		{
 			name: "follow symlinks",

@@ -51,6 +51,10 @@ func makeTree(t testing.TB) string {
 	if err := os.Symlink("lib/a.txt", filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
+	// A link whose target does not fit the 100 bytes of a tar header.
+	if err := os.Symlink(longDir+"/leaf-file.txt", filepath.Join(root, "longlink")); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
 

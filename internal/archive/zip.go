@@ -19,6 +19,7 @@ var unixEpoch = time.Unix(0, 0)
 // Zip header constants the standard writer does not export.
 const (
 	zipVersion20   = 20
+	zipVersion45   = 45
 	zipCreatorUnix = 3
 	zipFlagDesc    = 0x8   // sizes and CRC follow the data
 	zipFlagUTF8    = 0x800 // names are UTF-8
@@ -123,6 +124,9 @@ func writeZip(ctx context.Context, w io.Writer, entries []Entry, opts Options) e
 		fh.UncompressedSize64 = res.usize
 		fh.CompressedSize = clamp32(res.csize)
 		fh.UncompressedSize = clamp32(res.usize)
+		if res.csize >= 0xffffffff || res.usize >= 0xffffffff {
+			fh.ReaderVersion = zipVersion45 // sizes in zip64 records
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("zip: %w", err)

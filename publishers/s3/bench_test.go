@@ -42,24 +42,30 @@ func BenchmarkPublish1GB(b *testing.B) {
 		b.StartTimer()
 	}
 
-	b.Run("publish-50-files", func(b *testing.B) {
-		b.SetBytes(files * each)
-		p := New()
-		p.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")
-		for i := 0; i < b.N; i++ {
-			prefix := fmt.Sprintf("pub%d", i)
-			rec, err := p.Publish(context.Background(), &publishers.Request{Address: "publish.s3.bench",
-				Config: &Config{Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint, PathStyle: true},
-				Artifacts: []publishers.Artifact{a}, Jobs: 4})
-			if err != nil {
-				b.Fatal(err)
+	for _, v := range []struct {
+		name string
+		th   int
+	}{{"publish-50-files", 0}, {"publish-50-files-no-multipart", 64}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(files * each)
+			p := New()
+			p.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")
+			for i := 0; i < b.N; i++ {
+				prefix := fmt.Sprintf("pub%d", i)
+				rec, err := p.Publish(context.Background(), &publishers.Request{Address: "publish.s3.bench",
+					Config: &Config{Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint, PathStyle: true,
+						MultipartThresholdMB: v.th},
+					Artifacts: []publishers.Artifact{a}, Jobs: 4})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rec.Stats.Uploaded != files+1 {
+					b.Fatalf("stats %+v", rec.Stats)
+				}
+				clean(prefix)
 			}
-			if rec.Stats.Uploaded != files+1 {
-				b.Fatalf("stats %+v", rec.Stats)
-			}
-			clean(prefix)
-		}
-	})
+		})
+	}
 
 	b.Run("single-putobject", func(b *testing.B) {
 		b.SetBytes(files * each)

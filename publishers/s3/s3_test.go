@@ -556,3 +556,34 @@ func TestDuplicateKeys(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestTLS publishes over HTTPS, where the SDK would switch to streaming
+// trailer checksums and unsigned payloads if it computed them itself, and
+// where AWS_CA_BUNDLE goes into the HTTP client this package builds.
+func TestTLS(t *testing.T) {
+	srv := s3server.StartTLS(t)
+	t.Setenv("AWS_CA_BUNDLE", srv.CAFile)
+	dir := t.TempDir()
+	writeRandom(t, filepath.Join(dir, "env.tar.gz"), 12*mib, 8)
+	writeFile(t, filepath.Join(dir, "small.txt"), "small")
+	a := scanned(t, dir, "target.conda_pack.env", nil)
+	p := New()
+	p.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")
+	cfg := &Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, PartSizeMB: 5, MultipartThresholdMB: 5}
+	for run, want := range []int{3, 0} {
+		rec, err := p.Publish(context.Background(), &publishers.Request{Address: "publish.s3.tls", Config: cfg,
+			Artifacts: []publishers.Artifact{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Stats.Uploaded != want {
+			t.Fatalf("run %d: stats %+v, want %d uploaded", run, rec.Stats, want)
+		}
+	}
+	ptr := readPointer(t, srv, "env/latest.json")
+	for _, e := range ptr.Files {
+		if got := objectSHA(t, srv, e.Key); got != e.SHA256 {
+			t.Errorf("%s: sha256 %s, want %s", e.Key, got, e.SHA256)
+		}
+	}
+}

@@ -161,12 +161,17 @@ func (c *Client) reconnect(ctx context.Context) {
 	connecting := false
 	for {
 		st := c.conn.GetState()
+		if debugStates {
+			println("state", st.String())
+		}
 		switch st {
 		case connectivity.Ready, connectivity.Shutdown:
 			return
 		case connectivity.Connecting:
 			connecting = true
-		case connectivity.TransientFailure:
+		case connectivity.TransientFailure, connectivity.Idle:
+			// A connection that fails after the TCP handshake leaves the
+			// channel idle rather than in failure.
 			if connecting {
 				return
 			}
@@ -447,3 +452,5 @@ func Status(ctx context.Context, c *Client, session Session, names ...string) (m
 	}
 	return out, nil
 }
+
+var debugStates = true

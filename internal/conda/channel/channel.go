@@ -43,9 +43,21 @@ func ParseChannel(s, alias string) (Channel, error) {
 	if alias == "" {
 		alias = DefaultAlias
 	}
-	alias = strings.TrimRight(alias, "/")
+	if alias != DefaultAlias {
+		if !strings.Contains(alias, "://") && !filepath.IsAbs(alias) {
+			return Channel{}, fmt.Errorf("channel alias %q: want a URL", alias)
+		}
+		a, err := ParseChannel(alias, DefaultAlias)
+		if err != nil {
+			return Channel{}, fmt.Errorf("channel alias: %w", err)
+		}
+		alias = a.BaseURL
+	}
 	if filepath.IsAbs(s) {
 		p := filepath.ToSlash(filepath.Clean(s))
+		if p == "/" {
+			return Channel{}, fmt.Errorf("channel %q: the file system root is not a channel", s)
+		}
 		u := (&url.URL{Scheme: "file", Path: p}).String()
 		return Channel{Name: u, BaseURL: strings.TrimRight(u, "/")}, nil
 	}
@@ -67,8 +79,8 @@ func ParseChannel(s, alias string) (Channel, error) {
 			if u.Host != "" && u.Host != "localhost" {
 				return Channel{}, fmt.Errorf("channel %q: file URLs must not name a host", s)
 			}
-			if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-				return Channel{}, fmt.Errorf("channel %q: file URLs need an absolute path", s)
+			if u.Path == "" || !strings.HasPrefix(u.Path, "/") || strings.Trim(u.Path, "/") == "" {
+				return Channel{}, fmt.Errorf("channel %q: file URLs need an absolute path below the root", s)
 			}
 		default:
 			return Channel{}, fmt.Errorf("channel %q: unsupported scheme %q (use https, http, file or s3)", s, u.Scheme)

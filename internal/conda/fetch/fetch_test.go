@@ -182,6 +182,9 @@ func TestFetchRetries(t *testing.T) {
 	b := makeBlob("flaky-1-0.conda", 5000, 7)
 	srv := newPkgServer(t, b)
 	srv.before = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if !strings.HasPrefix(r.URL.Path, "/pkgs/flaky") {
+			return false
+		}
 		switch n {
 		case 1:
 			http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -212,7 +215,9 @@ func TestFetchRetries(t *testing.T) {
 
 	// too few retries: the error names the package and URL
 	b2 := makeBlob("flaky2-1-0.conda", 100, 8)
+	srv.mu.Lock()
 	srv.blobs[b2.name] = b2.data
+	srv.mu.Unlock()
 	_, err = c.Fetch(context.Background(), []Item{b2.item(srv.URL)}, Options{Retries: 1, RetryDelay: time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), b2.name) || !strings.Contains(err.Error(), srv.URL+"/pkgs/"+b2.name) ||
 		!strings.Contains(err.Error(), "429") {

@@ -13,8 +13,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/sparkenv/sparkenv/internal/fsutil"
 )
 
 // ExtractOptions bound what extraction may consume.
@@ -78,10 +76,13 @@ func Extract(ctx context.Context, archivePath, destDir string, opts ExtractOptio
 	if err := os.Remove(destDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("extract %s: %w", archivePath, err)
 	}
+	// Nothing is fsynced: a package cache checks what it extracted (or
+	// extracts again) after a crash, and syncing thousands of files would
+	// cost more than extracting them.
 	if err := os.Rename(tmp, destDir); err != nil {
 		return fmt.Errorf("extract %s: %w", archivePath, err)
 	}
-	return fsutil.SyncDir(parent)
+	return nil
 }
 
 func checkEmptyDest(dir string) error {

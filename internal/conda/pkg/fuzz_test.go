@@ -22,9 +22,9 @@ func seedArchives(f *testing.F) {
 }
 
 func fuzzArchive(t *testing.T, data []byte, conda bool) string {
-	name := "f-1-0.tar.bz2"
+	name := "seed-1.0-h0_0.tar.bz2"
 	if conda {
-		name = "f-1-0.conda"
+		name = "seed-1.0-h0_0.conda"
 	}
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {

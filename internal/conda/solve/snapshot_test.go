@@ -256,8 +256,11 @@ func compareWithRattler(t *testing.T, cases []conformanceCase) {
 			name = name[:60] + "…"
 		}
 		t.Run(name, func(t *testing.T) {
+			t0 := time.Now()
 			want, rerr := o.SimpleSolve(context.Background(), c.specs, urls, []string{"linux-64", "noarch"})
+			t1 := time.Now()
 			sol, err := Solve(context.Background(), request(t, snaps, c.specs))
+			t.Logf("rattler %v, sparkenv %v", t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 			if (rerr == nil) != (err == nil) {
 				t.Fatalf("satisfiable: sparkenv %v, rattler %v", err == nil, rerr == nil)
 			}

@@ -10,10 +10,18 @@ package s3server
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +31,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sys/unix"
@@ -40,11 +49,15 @@ type Server struct {
 	// Dir is the posix backend's root: object key k of bucket b is the
 	// file Dir/b/k, which tests may read to check bytes independently.
 	Dir string
+	// CAFile is the PEM certificate a client must trust to reach a server
+	// started with StartTLS ("" for plain HTTP). Point AWS_CA_BUNDLE at it.
+	CAFile string
 
 	t       testing.TB
 	bin     string
 	addr    string
 	sidecar string // metadata directory when Dir has no user xattrs
+	keyFile string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -56,6 +69,19 @@ type Server struct {
 // one bucket, and stops it when the test ends. It skips the test when
 // versitygw is not installed (outside CI).
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with HTTPS, on a certificate for 127.0.0.1 made for
+// this server alone (see CAFile): the path real stores take, where the SDK
+// signs and checksums requests differently than over plain HTTP.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := testutil.Tool(t, "versitygw")
 	base := t.TempDir()
@@ -79,12 +105,17 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 	}
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+		s.CAFile, s.keyFile = writeCert(t, base)
+	}
 	t.Cleanup(s.stop)
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s.addr = freeAddr(t)
-		s.Endpoint = "http://" + s.addr
+		s.Endpoint = scheme + s.addr
 		if lastErr = s.launch(); lastErr == nil {
 			break
 		}
@@ -103,7 +134,20 @@ func Start(t testing.TB) *Server {
 // Client returns an S3 client for the server, signed with its root
 // credentials.
 func (s *Server) Client() *s3.Client {
+	var hc s3.HTTPClient
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		hc = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		})
+	}
 	return s3.New(s3.Options{
+		HTTPClient:                 hc,
 		Region:                     s.Region,
 		BaseEndpoint:               aws.String(s.Endpoint),
 		UsePathStyle:               true,
@@ -151,7 +195,11 @@ func (s *Server) Restart() {
 // launch starts the process on s.addr and waits until it accepts
 // connections.
 func (s *Server) launch() error {
-	args := []string{"--port", s.addr, "--quiet", "posix"}
+	args := []string{"--port", s.addr, "--quiet"}
+	if s.CAFile != "" {
+		args = append(args, "--cert", s.CAFile, "--key", s.keyFile)
+	}
+	args = append(args, "posix")
 	if s.sidecar != "" {
 		args = append(args, "--sidecar", s.sidecar)
 	}
@@ -208,6 +256,42 @@ func freeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// writeCert makes a self-signed certificate for 127.0.0.1 and its key.
+func writeCert(t testing.TB, dir string) (certFile, keyFile string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "sparkenv test S3"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
 
 func hasUserXattr(dir string) bool {

@@ -89,3 +89,15 @@ func TestSidecarMetadata(t *testing.T) {
 		t.Fatalf("sidecar directory %s is empty (%v): metadata went elsewhere", s.sidecar, err)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	s := StartTLS(t)
+	if !strings.HasPrefix(s.Endpoint, "https://") || s.CAFile == "" {
+		t.Fatalf("endpoint %s, CA %q", s.Endpoint, s.CAFile)
+	}
+	put(t, s, "tls/k", "secure")
+	if body, _ := get(t, s, "tls/k"); body != "secure" {
+		t.Fatalf("got %q", body)
+	}
+}
