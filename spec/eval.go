@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -91,7 +90,16 @@ func (d *decoder) evalContext(baseDir string, refs []Reference) *hcl.EvalContext
 	// every block is declared and every variable has its final value.
 	if d.baseVars == nil {
 		d.baseVars = d.addressVars()
-		d.baseVars["var"] = d.c.varObject()
+		vals := map[string]cty.Value{}
+		for name, v := range d.c.Variables {
+			vals[name] = valueOrUnknown(v.Value)
+		}
+		for a := range d.c.broken {
+			if name, ok := strings.CutPrefix(a, "var."); ok {
+				vals[name] = cty.DynamicVal
+			}
+		}
+		d.baseVars["var"] = objectOrEmpty(vals)
 	}
 	vars := make(map[string]cty.Value, len(d.baseVars)+1)
 	for k, v := range d.baseVars {
@@ -118,27 +126,35 @@ func (d *decoder) functions(baseDir string) map[string]function.Function {
 	return f
 }
 
+// defaultFunctions are the functions for variable defaults, where env works.
+func (d *decoder) defaultFunctions(baseDir string) map[string]function.Function {
+	key := "\x00env:" + baseDir
+	if f, ok := d.funcs[key]; ok {
+		return f
+	}
+	f := functions(baseDir, d.environ)
+	d.funcs[key] = f
+	return f
+}
+
 func (d *decoder) addressVars() map[string]cty.Value {
 	envs := map[string]cty.Value{}
-	var targets, pubs []string
-	for addr := range d.declared {
+	c := &Config{Dir: d.c.Dir, Targets: map[string]*Target{}, Publishes: map[string]*Publish{}}
+	// Rejected blocks are included so that references to them evaluate
+	// quietly: their own diagnostic is the root cause.
+	addrs := mapKeys(d.declared)
+	for a := range d.c.broken {
+		addrs = append(addrs, a)
+	}
+	for _, addr := range addrs {
 		switch {
 		case strings.HasPrefix(addr, "environment."):
 			envs[strings.TrimPrefix(addr, "environment.")] = cty.StringVal(addr)
 		case strings.HasPrefix(addr, "target."):
-			targets = append(targets, addr)
+			c.Targets[addr] = nil
 		case strings.HasPrefix(addr, "publish."):
-			pubs = append(pubs, addr)
+			c.Publishes[addr] = nil
 		}
-	}
-	sort.Strings(targets)
-	sort.Strings(pubs)
-	c := &Config{Dir: d.c.Dir, Targets: map[string]*Target{}, Publishes: map[string]*Publish{}}
-	for _, a := range targets {
-		c.Targets[a] = nil
-	}
-	for _, a := range pubs {
-		c.Publishes[a] = nil
 	}
 	vars := c.addressVariables()
 	vars["environment"] = objectOrEmpty(envs)

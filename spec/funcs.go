@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
@@ -45,9 +49,9 @@ func functions(baseDir string, environ map[string]string) map[string]function.Fu
 		"signum":   stdlib.SignumFunc,
 		// strings
 		"chomp":      stdlib.ChompFunc,
-		"format":     stdlib.FormatFunc,
-		"formatlist": stdlib.FormatListFunc,
-		"indent":     stdlib.IndentFunc,
+		"format":     limitPadding(stdlib.FormatFunc, checkFormatWidths),
+		"formatlist": limitPadding(stdlib.FormatListFunc, checkFormatWidths),
+		"indent":     limitPadding(stdlib.IndentFunc, checkIndent),
 		"join":       stdlib.JoinFunc,
 		"lower":      stdlib.LowerFunc,
 		"regex":      stdlib.RegexFunc,
@@ -111,6 +115,63 @@ func functions(baseDir string, environ map[string]string) map[string]function.Fu
 		"try": tryfunc.TryFunc,
 	}
 	return fns
+}
+
+// maxPadding bounds widths and indents: a typo such as %99999999d must fail
+// instead of allocating gigabytes.
+const maxPadding = 10000
+
+// limitPadding wraps f so that its first argument is checked before the call.
+func limitPadding(f function.Function, check func(cty.Value) error) function.Function {
+	return function.New(&function.Spec{
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
+		Type:        f.ReturnTypeForValues,
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 0 && args[0].IsKnown() && !args[0].IsNull() {
+				if err := check(args[0]); err != nil {
+					return cty.NilVal, function.NewArgError(0, err)
+				}
+			}
+			return f.Call(args)
+		},
+	})
+}
+
+var formatNumberRe = regexp.MustCompile(`%[-+# 0]*(\[[0-9]+\])?([0-9]+)?(\.([0-9]+))?`)
+
+func checkFormatWidths(v cty.Value) error {
+	if v.Type() != cty.String {
+		return nil
+	}
+	for _, m := range formatNumberRe.FindAllStringSubmatch(v.AsString(), -1) {
+		for _, n := range []string{m[2], m[4]} {
+			if len(n) > 5 || n != "" && mustAtoi(n) > maxPadding {
+				return fmt.Errorf("widths and precisions above %d are not supported", maxPadding)
+			}
+		}
+	}
+	return nil
+}
+
+func checkIndent(v cty.Value) error {
+	n, err := convert.Convert(v, cty.Number)
+	if err != nil || !n.IsKnown() || n.IsNull() {
+		return nil
+	}
+	if bf := n.AsBigFloat(); bf.Cmp(big.NewFloat(maxPadding)) > 0 {
+		return fmt.Errorf("indents above %d spaces are not supported", maxPadding)
+	}
+	return nil
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return maxPadding + 1
+	}
+	return n
 }
 
 // replaceFunc follows the widespread convention that a search string wrapped

@@ -1,9 +1,6 @@
 package spec
 
 import (
-	"fmt"
-	"runtime"
-	"time"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,17 +35,6 @@ func FuzzParse(f *testing.F) {
 		ValidateSpec: testValidateSpec,
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				os.WriteFile("/tmp/fz/hang.txt", append([]byte(fmt.Sprintf("%q\n", src)), buf[:n]...), 0o644)
-			}
-		}()
 		cfg, diags := Parse("fuzz.hcl", src, opts)
 		if cfg == nil {
 			t.Fatal("nil Config")

@@ -260,6 +260,7 @@ func (d *decoder) declare(f *fileBody) {
 			}
 			name := b.Labels[0]
 			if !d.checkName(b, 0, "variable name") {
+				d.c.broken["var."+name] = true
 				continue
 			}
 			if prev, ok := d.c.Variables[name]; ok {

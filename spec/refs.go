@@ -158,7 +158,7 @@ func (d *decoder) resolveTraversal(tr hcl.Traversal) (Reference, *hcl.Diagnostic
 			return Reference{}, invalid("A reference to an input variable needs a name, like var.region.")
 		}
 		addr := "var." + name
-		if _, ok := d.c.Variables[name]; !ok {
+		if _, ok := d.c.Variables[name]; !ok && !d.c.broken[addr] {
 			return Reference{}, undeclared("input variable", addr, 2, fmt.Sprintf(
 				"There is no variable named %q.%s Declare it with a variable %q block, or correct the name.",
 				name, didYouMean(name, mapKeys(d.c.Variables)), name))

@@ -79,7 +79,7 @@ func (d *decoder) decodeVariables() {
 		fname := fmt.Sprintf("<environment variable %s>", k)
 		st, ok := states[name]
 		if !ok {
-			if _, declaredButBroken := d.c.Variables[name]; declaredButBroken {
+			if d.c.broken["var."+name] {
 				continue
 			}
 			r := d.syntheticSource(fname, d.environ[k])
@@ -106,6 +106,9 @@ func (d *decoder) decodeVariables() {
 		raw := d.opts.Vars[name]
 		fname := fmt.Sprintf("<value for var.%s>", name)
 		st, ok := states[name]
+		if !ok && d.c.broken["var."+name] {
+			continue
+		}
 		if !ok {
 			r := d.syntheticSource(fname, raw)
 			d.errorf(&r, "Value for undeclared variable",
@@ -189,7 +192,7 @@ func (d *decoder) decodeVariableBlock(p *pendingVar) *varState {
 		if _, ok := d.checkExpr(attr.Expr, scope{noRefs: true, env: true}); !ok {
 			st.failed = true
 		} else {
-			ctx := &hcl.EvalContext{Functions: functions(p.file.baseDir, d.environ)}
+			ctx := &hcl.EvalContext{Functions: d.defaultFunctions(p.file.baseDir)}
 			val, diags := attr.Expr.Value(ctx)
 			d.add(diags...)
 			if diags.HasErrors() {
@@ -353,7 +356,7 @@ func (d *decoder) readVarFile(path string, states map[string]*varState) {
 	for _, attr := range sortedAttrs(body.Attributes) {
 		st, ok := states[attr.Name]
 		if !ok {
-			if _, declaredButBroken := d.c.Variables[attr.Name]; declaredButBroken {
+			if d.c.broken["var."+attr.Name] {
 				continue
 			}
 			d.errorf(attr.NameRange.Ptr(), "Value for undeclared variable",

@@ -91,6 +91,9 @@ func resolve(cfg any) (*settings, error) {
 		}
 	}
 	s.prefix = pre
+	if c.Region != "" && !validRegion(c.Region) {
+		return nil, fmt.Errorf("region %q is not a region name such as \"eu-central-1\" or \"ru-central1\"", c.Region)
+	}
 	for _, e := range []struct{ name, v string }{{"endpoint", c.Endpoint}, {"website_endpoint", c.WebsiteEndpoint}} {
 		if e.v == "" {
 			continue
@@ -153,6 +156,19 @@ func checkBucket(b string) error {
 		}
 	}
 	return nil
+}
+
+// validRegion accepts the shape of region names (they go into host names).
+func validRegion(r string) bool {
+	if r == "" || len(r) > 64 {
+		return false
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // key returns the object key of a layout key.

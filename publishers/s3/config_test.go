@@ -53,6 +53,7 @@ func TestResolveErrors(t *testing.T) {
 		{Config{Bucket: "a/b"}, `contains '/'`},
 		{Config{Bucket: "ok-bucket", Prefix: "a/../b"}, "not a clean relative path"},
 		{Config{Bucket: "ok-bucket", Endpoint: "storage.yandexcloud.net"}, "is not an http(s) URL"},
+		{Config{Bucket: "ok-bucket", Region: "eu central"}, "not a region name"},
 		{Config{Bucket: "ok-bucket", PartSizeMB: 4}, "S3 parts are 5 to 5120 MiB"},
 		{Config{Bucket: "ok-bucket", Concurrency: -1}, "concurrency"},
 		{Config{Bucket: "ok-bucket", MultipartThresholdMB: 6000}, "multipart_threshold_mb"},

@@ -105,6 +105,8 @@ type job struct {
 // each finished before the next starts: immutable files, then mutable
 // files of tree layouts, then pointers. Any failure stops the publish
 // before the next phase, so no index or pointer ever names a missing file.
+// A dry run only asks (HEAD) and writes nothing; its Stats count what would
+// be uploaded.
 func (p *Publisher) Publish(ctx context.Context, req *publishers.Request) (*publishers.Receipt, error) {
 	s, err := resolve(req.Config)
 	if err != nil {
@@ -176,6 +178,8 @@ func (p *Publisher) Publish(ctx context.Context, req *publishers.Request) (*publ
 	}
 	r := &run{p: p, s: s, c: client, dry: req.DryRun, log: logw}
 	for _, ph := range phases {
+		// Largest first, so one big file does not start last and run alone.
+		sort.SliceStable(ph, func(i, k int) bool { return ph[i].size > ph[k].size })
 		if err := r.phase(ctx, ph, jobs); err != nil {
 			return nil, fmt.Errorf("%s: %w", req.Address, err)
 		}
@@ -231,6 +235,9 @@ func (p *Publisher) client(ctx context.Context, s *settings) (*s3api.Client, str
 		// S3-compatible stores take any region; AWS answers a wrong one
 		// with a redirect that explain turns into a hint.
 		cfg.Region = "us-east-1"
+	}
+	if !validRegion(cfg.Region) {
+		return nil, "", fmt.Errorf("region %q from the AWS configuration is not a region name", cfg.Region)
 	}
 	c := s3api.NewFromConfig(cfg, func(o *s3api.Options) {
 		o.UsePathStyle = s.PathStyle

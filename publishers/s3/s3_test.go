@@ -587,3 +587,26 @@ func TestTLS(t *testing.T) {
 		}
 	}
 }
+
+// An object put by another tool, without our sha256 metadata but with the
+// right bytes, is read back once and not uploaded again.
+func TestForeignObjectSameContent(t *testing.T) {
+	t.Parallel()
+	srv := s3server.Start(t)
+	f := newFixture(t, srv)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.zip"), "the real content")
+	a := scanned(t, dir, "target.pyfiles.app", nil)
+	key := "repos/app/" + publishers.ContentName("app.zip", a.Manifest.Files[0].SHA256)
+	if _, err := srv.Client().PutObject(context.Background(), &s3api.PutObjectInput{Bucket: aws.String(srv.Bucket),
+		Key: aws.String(key), Body: strings.NewReader("the real content")}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.publish(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Stats.Skipped != 1 || rec.Stats.Uploaded != 1 {
+		t.Fatalf("stats %+v, want the file skipped and the pointer uploaded", rec.Stats)
+	}
+}

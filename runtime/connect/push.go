@@ -11,10 +11,8 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/sparkenv/sparkenv/runtime/connect/internal/pb"
@@ -141,44 +139,15 @@ func (c *Client) pushGroup(ctx context.Context, s Session, items []*item, res *P
 				return fmt.Errorf("spark connect %s: push %s: %w", c.cs.Addr(), names(pending), err)
 			}
 		}
+		// gRPC's own reconnect backoff (a second and growing) would fail
+		// the next attempt at once; start a connection attempt now, so that
+		// it has the whole wait to succeed and the policy paces attempts.
+		c.conn.ResetConnectBackoff()
+		c.conn.Connect()
 		if err := c.o.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("spark connect: push %s: %w", names(pending), err)
 		}
 		wait = min(2*wait, c.o.retry.Max)
-		c.reconnect(ctx)
-	}
-}
-
-// reconnect makes the channel try to connect now and waits until it knows
-// the outcome. gRPC's own reconnect backoff (a second and growing) would
-// otherwise fail the next attempt at once; the retry policy is what should
-// pace attempts.
-func (c *Client) reconnect(ctx context.Context) {
-	c.conn.ResetConnectBackoff()
-	c.conn.Connect()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	connecting := false
-	for {
-		st := c.conn.GetState()
-		if debugStates {
-			println("state", st.String())
-		}
-		switch st {
-		case connectivity.Ready, connectivity.Shutdown:
-			return
-		case connectivity.Connecting:
-			connecting = true
-		case connectivity.TransientFailure, connectivity.Idle:
-			// A connection that fails after the TCP handshake leaves the
-			// channel idle rather than in failure.
-			if connecting {
-				return
-			}
-		}
-		if !c.conn.WaitForStateChange(ctx, st) {
-			return
-		}
 	}
 }
 
@@ -452,5 +421,3 @@ func Status(ctx context.Context, c *Client, session Session, names ...string) (m
 	}
 	return out, nil
 }
-
-var debugStates = true

@@ -71,6 +71,8 @@ type server struct {
 	revalidated map[string]int
 	notModified map[string]int
 	failFirst   int // answer 503 to this many requests first
+	// forbidMissing answers 403 for missing files, as a private bucket does
+	forbidMissing bool
 }
 
 func newServer(t *testing.T, dir string) *server {
@@ -97,6 +99,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(r.URL.Path)))
 	if err != nil {
+		if s.forbidMissing {
+			http.Error(w, "AccessDenied", http.StatusForbidden)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}
@@ -310,6 +316,25 @@ func TestFetchMissingSubdir(t *testing.T) {
 	}
 }
 
+func TestFetchForbiddenMeansAbsentForOptionalForms(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeChannel(t, dir, nil, repodata.WriteOptions{})
+	srv := newServer(t, dir)
+	srv.forbidMissing = true
+	ch, _ := ParseChannel(srv.URL, "")
+	f := &Fetcher{}
+	r, err := f.Repodata(context.Background(), ch, "noarch")
+	if err != nil || len(r.Records()) != 1 {
+		t.Fatalf("403 for repodata.json.zst: %v", err)
+	}
+	// but a 403 for repodata.json itself is an error, not a missing subdir
+	_, err = f.Repodata(context.Background(), ch, "win-64")
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("403 for repodata.json: %v", err)
+	}
+}
+
 func TestFetchRetries(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -372,6 +397,25 @@ func TestFetchFileChannel(t *testing.T) {
 	}
 	if _, err := f.Repodata(context.Background(), ch, "osx-arm64"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing local subdir: %v", err)
+	}
+	if _, err := f.Repodata(context.Background(), ch, "../linux-64"); err == nil {
+		t.Fatal("subdir with a path accepted")
+	}
+
+	// a shards-only local channel: read from disk, nothing cached either
+	sharded := t.TempDir()
+	writeChannel(t, sharded, recs, repodata.WriteOptions{Shards: true})
+	if err := os.Remove(filepath.Join(sharded, "linux-64", "repodata.json")); err != nil {
+		t.Fatal(err)
+	}
+	sch, _ := ParseChannel(sharded, "")
+	r, err = f.Repodata(context.Background(), sch, "linux-64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, r, recs, sch, "file://"+filepath.ToSlash(sharded)+"/linux-64/")
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Fatalf("file channel shards were cached: %v", entries)
 	}
 }
 

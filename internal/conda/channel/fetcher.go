@@ -68,12 +68,17 @@ var indexFiles = []string{"repodata.json.zst", "repodata.json", repodata.ShardIn
 // (info.base_url of CEP 15 honoured) and Channel (ch.Name). A subdir the
 // channel lacks is an error wrapping ErrNotFound that names the URL.
 func (f *Fetcher) Repodata(ctx context.Context, ch Channel, subdir string) (*repodata.Repodata, error) {
+	if !validSubdir(subdir) {
+		return nil, fmt.Errorf("channel %s: %q is not a subdir name", ch.Name, subdir)
+	}
 	base := ch.SubdirURL(subdir)
 	var missing []string
 	for _, name := range indexFiles {
 		u := base + name
 		data, err := f.load(ctx, u)
-		if errors.Is(err, errAbsent) {
+		// Buckets served over https answer 403 for a missing key unless
+		// listing is public: for the optional forms that means absent.
+		if errors.Is(err, errAbsent) || name != "repodata.json" && errors.Is(err, errForbidden) {
 			missing = append(missing, name)
 			continue
 		}
@@ -106,6 +111,19 @@ func (f *Fetcher) Repodata(ctx context.Context, ch Channel, subdir string) (*rep
 	}
 	return nil, fmt.Errorf("channel %s has no %s index: %srepodata.json: %w (tried %s)",
 		ch.Name, subdir, base, ErrNotFound, strings.Join(missing, ", "))
+}
+
+// validSubdir accepts names like linux-64, osx-arm64, noarch.
+func validSubdir(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // RepodataOptional is Repodata for a subdir the channel may lack: a missing
@@ -220,7 +238,7 @@ func cmpOr(v, def int) int {
 
 func (f *Fetcher) loadShard(ctx context.Context, u string, sum [32]byte) ([]byte, error) {
 	var cached string
-	if f.CacheDir != "" {
+	if f.CacheDir != "" && !strings.HasPrefix(u, "file:") {
 		cached = filepath.Join(f.CacheDir, "shards", repodata.ShardFileName(sum))
 		if b, err := os.ReadFile(cached); err == nil && sha256.Sum256(b) == sum {
 			return b, nil
@@ -249,6 +267,9 @@ func (f *Fetcher) loadShard(ctx context.Context, u string, sum [32]byte) ([]byte
 
 // errAbsent marks a file the server does not have (or, offline, the cache).
 var errAbsent = errors.New("absent")
+
+// errForbidden marks a 403 answer.
+var errForbidden = errors.New("forbidden")
 
 // cacheMeta is the first line of a cache entry.
 type cacheMeta struct {
@@ -447,6 +468,8 @@ func (f *Fetcher) fetchHTTPOnce(ctx context.Context, u string, cached *cacheMeta
 		return nil, nil, nil
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, nil, errAbsent
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, nil, fmt.Errorf("%s: %s: %w", u, resp.Status, errForbidden)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return nil, nil, retryable{fmt.Errorf("%s: %s", u, resp.Status)}
 	case resp.StatusCode != http.StatusOK:

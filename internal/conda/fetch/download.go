@@ -210,6 +210,9 @@ func (c *Cache) fetchOne(ctx context.Context, it Item, k key, opts *Options) (st
 	return final, nil
 }
 
+// errBadRange marks a server refusing or garbling a resumed request.
+var errBadRange = errors.New("cannot resume")
+
 // retryable is a failure worth another attempt.
 type retryable struct{ err error }
 
@@ -252,6 +255,16 @@ func (c *Cache) attempt(ctx context.Context, it Item, k key, part string, n int,
 	resumed := have > 0
 	if it.Size <= 0 || have < it.Size {
 		body, start, total, wait, err := open(ctx, it, have, opts)
+		if errors.Is(err, errBadRange) {
+			// an earlier attempt may have got everything already; if not,
+			// the partial file is no prefix of the file: start over
+			if hex.EncodeToString(h.Sum(nil)) == k.hex {
+				return 0, f.Sync()
+			}
+			if terr := f.Truncate(0); terr != nil {
+				return 0, terr
+			}
+		}
 		if err != nil {
 			return wait, err
 		}
@@ -408,7 +421,7 @@ func openHTTP(ctx context.Context, it Item, from int64, opts *Options) (io.ReadC
 		start, total, ok := contentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != from {
 			resp.Body.Close()
-			return nil, 0, 0, 0, retryable{fmt.Errorf("bad Content-Range %q for a request from byte %d", resp.Header.Get("Content-Range"), from)}
+			return nil, 0, 0, 0, retryable{fmt.Errorf("%w: Content-Range %q for a request from byte %d", errBadRange, resp.Header.Get("Content-Range"), from)}
 		}
 		return resp.Body, start, total, 0, nil
 	}
@@ -416,8 +429,7 @@ func openHTTP(ctx context.Context, it Item, from int64, opts *Options) (io.ReadC
 	status := fmt.Errorf("%s", resp.Status)
 	switch {
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-		// the partial file is no prefix of what the server has
-		return nil, 0, 0, 0, retryable{fmt.Errorf("%w (range from %d)", status, from)}
+		return nil, 0, 0, 0, retryable{fmt.Errorf("%w: %w (range from %d)", errBadRange, status, from)}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return nil, 0, 0, retryAfter(resp.Header.Get("Retry-After")), retryable{status}
 	}
@@ -435,7 +447,7 @@ func contentRange(v string) (start, total int64, ok bool) {
 		return 0, 0, false
 	}
 	s, _, ok := strings.Cut(rng, "-")
-	if !ok {
+	if !ok || !digits(s) || tot != "*" && !digits(tot) {
 		return 0, 0, false
 	}
 	start, err := strconv.ParseInt(s, 10, 64)
@@ -458,4 +470,16 @@ func retryAfter(v string) time.Duration {
 		return 0
 	}
 	return min(time.Duration(s)*time.Second, time.Minute)
+}
+
+func digits(s string) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

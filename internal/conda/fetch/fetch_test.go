@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -593,5 +594,42 @@ func TestExtracted(t *testing.T) {
 	}
 	if _, err := (&Cache{Dir: t.TempDir()}).Extracted(context.Background(), "/a", other); err == nil {
 		t.Fatal("no extractor: succeeded")
+	}
+}
+
+// Without a known size, a partial file that is in fact complete gets a 416
+// from the server and is recognised by its checksum; one that is longer than
+// the file is thrown away.
+func TestFetchRangeNotSatisfiable(t *testing.T) {
+	t.Parallel()
+	b := makeBlob("whole-1-0.conda", 10_000, 23)
+	for _, tc := range []struct {
+		name     string
+		part     []byte
+		requests int
+	}{
+		{"complete", b.data, 1},
+		{"too long", append(slices.Clone(b.data), "junk"...), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newPkgServer(t, b)
+			c := &Cache{Dir: t.TempDir()}
+			it := b.item(srv.URL)
+			it.Size = 0
+			k, _ := itemKey(it)
+			part := filepath.Join(c.Dir, "partial", k.id()+"-"+k.file+".part")
+			os.MkdirAll(filepath.Dir(part), 0o755)
+			if err := os.WriteFile(part, tc.part, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths, err := c.Fetch(context.Background(), []Item{it}, Options{RetryDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, paths[0], b.data)
+			if n := srv.count(b.name); n != tc.requests {
+				t.Fatalf("%d requests (ranges %q), want %d", n, srv.ranges, tc.requests)
+			}
+		})
 	}
 }

@@ -1,7 +1,7 @@
 package fetch
 
 import (
-	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -14,9 +14,8 @@ func FuzzContentRange(f *testing.F) {
 		if !ok {
 			return
 		}
-		if want := fmt.Sprintf("bytes %d-", start); len(s) < len(want) || s[:len(want)] != want {
-			t.Fatalf("contentRange(%q) start %d", s, start)
+		if start < 0 || total < -1 || !strings.HasPrefix(s, "bytes ") {
+			t.Fatalf("contentRange(%q) = %d, %d", s, start, total)
 		}
-		_ = total
 	})
 }

@@ -33,6 +33,10 @@ func patchBinary(data []byte, placeholder, prefix string) (bool, error) {
 	if len(ph) == 0 {
 		return false, nil
 	}
+	if bytes.IndexByte(ph, 0) >= 0 {
+		// A C string cannot contain its own terminator.
+		return false, fmt.Errorf("binary placeholder %q contains a NUL byte", placeholder)
+	}
 	pos := bytes.Index(data, ph)
 	if pos < 0 {
 		return false, nil

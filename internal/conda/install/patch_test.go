@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"errors"
+	"path"
 	"strings"
 	"testing"
 )
@@ -155,7 +156,7 @@ func FuzzPatchBinary(f *testing.F) {
 			t.Fatalf("length changed from %d to %d", len(orig), len(data))
 		}
 		if err != nil {
-			if len(prefix) <= len(ph) {
+			if len(prefix) <= len(ph) && !strings.Contains(ph, "\x00") {
 				t.Fatalf("error with a prefix that fits: %v", err)
 			}
 			if !bytes.Equal(data, orig) {
@@ -238,7 +239,7 @@ func FuzzLinkDest(f *testing.F) {
 		if !ok {
 			return
 		}
-		if r != "." && !validRelPath(r) {
+		if r == ".." || strings.HasPrefix(r, "../") || strings.HasPrefix(r, "/") || path.Clean(r) != r {
 			t.Fatalf("linkDest(%q, %q) = %q, which leaves the prefix", phys, target, r)
 		}
 	})

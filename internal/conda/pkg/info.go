@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -402,6 +403,9 @@ func checkRelPath(p string) error {
 		if part == ".." {
 			return errors.New("path contains ..")
 		}
+	}
+	if path.Clean(p) != p {
+		return errors.New("path is not clean")
 	}
 	return nil
 }

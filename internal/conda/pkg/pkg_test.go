@@ -219,7 +219,7 @@ func TestLegacyPackage(t *testing.T) {
 
 func TestHasPrefixLines(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"a b", "ph weird path", "'unterminated x y", "ph text /abs", "ph text ../up", "a b c d"} {
+	for _, bad := range []string{"a b", "ph text a//b", "ph text ./a", "ph weird path", "'unterminated x y", "ph text /abs", "ph text ../up", "a b c d"} {
 		if _, _, _, err := ParseHasPrefixLine(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -461,5 +461,24 @@ func TestBinaryHasNoLegacyPlaceholder(t *testing.T) {
 	}
 	if bytes.Contains(b, []byte(LegacyPlaceholder())) {
 		t.Fatalf("%s contains the legacy placeholder", exe)
+	}
+}
+
+// TestGlobalHeader: a PAX global header (as git archive writes) is not a
+// member.
+func TestGlobalHeader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "g-1-0.tar.bz2")
+	writeRawTarBz2(t, archive, []rawEntry{
+		{hdr: tar.Header{Name: "pax_global_header", Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "x"}}},
+		indexEntry("g"),
+		{hdr: tar.Header{Name: "info/paths.json", Typeflag: tar.TypeReg}, data: `{"paths": [], "paths_version": 1}`},
+	})
+	if err := Extract(context.Background(), archive, filepath.Join(dir, "x"), ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x", "pax_global_header")); err == nil {
+		t.Error("the global header was written as a file")
 	}
 }

@@ -147,6 +147,9 @@ func walkTar(ctx context.Context, archive, inner string, r io.Reader, lim *limit
 		if err := lim.add(h); err != nil {
 			return &MemberError{archive, member(h.Name), err}
 		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue // PAX records for the whole archive, not a file
+		}
 		name, err := cleanMemberName(h.Name)
 		if err != nil {
 			return &MemberError{archive, member(h.Name), err}

@@ -145,7 +145,8 @@ func decodeRecords(raw map[string]json.RawMessage, subdir string) (map[string]Re
 	errs := make([]error, len(keys))
 	decode := func(i int) {
 		k := keys[i]
-		if err := json.Unmarshal(raw[k], &recs[i]); err != nil {
+		// the outer decode has validated the bytes already
+		if err := recs[i].UnmarshalJSON(raw[k]); err != nil {
 			errs[i] = fmt.Errorf("%s: %w", k, err)
 			return
 		}

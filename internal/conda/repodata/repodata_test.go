@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -253,9 +255,11 @@ func TestWriteRoundTrip(t *testing.T) {
 			if d := cmp.Diff(orig.Removed, sharded.Removed, cmpopts.EquateEmpty()); d != "" {
 				t.Fatalf("shards removed: %s", d)
 			}
-			// a second write of the same records is byte-identical
+			// a second write of the same records, in another order, is byte-identical
+			shuffled := slices.Clone(recs)
+			rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 			dir2 := t.TempDir()
-			if err := Write(dir2, "linux-64", recs, WriteOptions{Zst: true, Shards: true, Removed: orig.Removed}); err != nil {
+			if err := Write(dir2, "linux-64", shuffled, WriteOptions{Zst: true, Shards: true, Removed: orig.Removed}); err != nil {
 				t.Fatal(err)
 			}
 			if a, b := treeDigest(t, dir), treeDigest(t, dir2); a != b {
@@ -475,3 +479,45 @@ func TestCompareVersions(t *testing.T) {
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+func TestWriteChannel(t *testing.T) {
+	t.Parallel()
+	recs := []Record{
+		{Name: "a", Version: "1", Build: "0", FileName: "a-1-0.conda", Subdir: "linux-64", Depends: []string{}},
+		{Name: "a", Version: "2", Build: "0", FileName: "a-2-0.conda", Subdir: "osx-arm64", Depends: []string{}},
+	}
+	root := t.TempDir()
+	if err := WriteChannel(root, recs, WriteOptions{Zst: true, Shards: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"channeldata.json", "noarch/repodata.json", "noarch/repodata.json.zst", "linux-64/" + ShardIndexFile,
+		"osx-arm64/repodata.json"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Error(err)
+		}
+	}
+	cdData, err := os.ReadFile(filepath.Join(root, "channeldata.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := ParseChanneldata(cdData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"linux-64", "noarch", "osx-arm64"}, cd.Subdirs); d != "" || cd.Packages["a"].Version != "2" {
+		t.Fatalf("channeldata: %s %+v", d, cd.Packages["a"])
+	}
+	// rewriting without .zst and shards removes them: clients would read
+	// them first and see the old index
+	if err := WriteChannel(root, recs[:1], WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"linux-64/repodata.json.zst", "linux-64/" + ShardIndexFile} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("stale %s left", p)
+		}
+	}
+	if err := WriteChannel(t.TempDir(), []Record{{Name: "x", Version: "1", Build: "0", FileName: "x-1-0.conda"}}, WriteOptions{}); err == nil {
+		t.Fatal("record without subdir accepted")
+	}
+}

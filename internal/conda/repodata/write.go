@@ -2,7 +2,10 @@ package repodata
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -61,11 +64,51 @@ func Write(dir, subdir string, records []Record, opts WriteOptions) error {
 		if err := fsutil.WriteFile(filepath.Join(out, "repodata.json.zst"), Compress(data), 0o644); err != nil {
 			return fmt.Errorf("repodata: %w", err)
 		}
+	} else if err := removeStale(filepath.Join(out, "repodata.json.zst")); err != nil {
+		return err
 	}
 	if opts.Shards {
 		return WriteShards(dir, subdir, records, opts)
 	}
+	return removeStale(filepath.Join(out, ShardIndexFile))
+}
+
+// removeStale deletes an index form an earlier write produced and this one
+// does not: clients read .zst and shards before repodata.json, so a stale
+// one would hide the new index.
+func removeStale(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("repodata: %w", err)
+	}
 	return nil
+}
+
+// WriteChannel writes a whole channel under root: each subdir's index
+// (records grouped by their Subdir, which must be set), an empty noarch
+// index when no record is noarch (clients require one), and
+// channeldata.json.
+func WriteChannel(root string, records []Record, opts WriteOptions) error {
+	bySubdir := map[string][]Record{"noarch": nil}
+	for _, r := range records {
+		if r.Subdir == "" {
+			return fmt.Errorf("repodata: %s: record has no subdir", r.FileName)
+		}
+		bySubdir[r.Subdir] = append(bySubdir[r.Subdir], r)
+	}
+	subdirs := make([]string, 0, len(bySubdir))
+	for sd := range bySubdir {
+		subdirs = append(subdirs, sd)
+	}
+	sort.Strings(subdirs)
+	for _, sd := range subdirs {
+		if strings.ContainsAny(sd, `/\`) || sd == "." || sd == ".." {
+			return fmt.Errorf("repodata: %q is not a subdir name", sd)
+		}
+		if err := Write(root, sd, bySubdir[sd], opts); err != nil {
+			return err
+		}
+	}
+	return WriteChanneldata(root, records, ChanneldataOptions{Subdirs: subdirs})
 }
 
 var (

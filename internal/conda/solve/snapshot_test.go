@@ -3,6 +3,7 @@ package solve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -217,8 +218,6 @@ var conformanceCases = []conformanceCase{
 	{[]string{"r-linux-64.repodata.json"}, []string{"r-essentials"}},
 	{[]string{"r-linux-64.repodata.json"}, []string{"r-base 3.4.*", "r-dplyr"}},
 	{[]string{"mamba-sudoku.repodata.json"}, sudokuSpecs()},
-	{[]string{"mamba-sudoku.repodata.json"}, sudokuCells("sudoku_0_0 ==5", "sudoku_4_4 ==1", "sudoku_8_8 ==9")},
-	{[]string{"mamba-sudoku.repodata.json"}, sudokuCells()},
 }
 
 // sudokuCells requests every cell, with the given extra specs first.
@@ -239,12 +238,13 @@ func TestConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("solves a few dozen real requests twice")
 	}
+	t.Parallel()
 	compareWithRattler(t, conformanceCases)
 }
 
 func compareWithRattler(t *testing.T, cases []conformanceCase) {
 	o := oracle.ForTest(t)
-	agree, full := 0, 0
+	agree, full, crashed := 0, 0, 0
 	for _, c := range cases {
 		var snaps []*snapshot
 		for _, f := range c.channels {
@@ -261,6 +261,16 @@ func compareWithRattler(t *testing.T, cases []conformanceCase) {
 			t1 := time.Now()
 			sol, err := Solve(context.Background(), request(t, snaps, c.specs))
 			t.Logf("rattler %v, sparkenv %v", t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+			var se *oracle.SolveError
+			if rerr != nil && !errors.As(rerr, &se) {
+				// The WebAssembly build of rattler can crash (e.g. "capacity
+				// overflow" on large unsatisfiable problems): that is not an
+				// answer, so the case is not counted.
+				crashed++
+				t.Logf("rattler failed, not compared: %.300v", rerr)
+				o = oracle.ForTest(t)
+				return
+			}
 			if (rerr == nil) != (err == nil) {
 				t.Fatalf("satisfiable: sparkenv %v, rattler %v", err == nil, rerr == nil)
 			}
@@ -305,7 +315,7 @@ func compareWithRattler(t *testing.T, cases []conformanceCase) {
 			}
 		})
 	}
-	t.Logf("%d requests: requested versions agree in %d, whole solutions identical in %d", len(cases), agree, full)
+	t.Logf("%d requests: requested versions agree in %d, whole solutions identical in %d, rattler crashed on %d", len(cases), agree, full, crashed)
 }
 
 // TestConformanceRandom compares random requests on conda-index4: one to
@@ -315,6 +325,7 @@ func TestConformanceRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("solves random requests twice")
 	}
+	t.Parallel()
 	snap := loadSnapshot(t, "conda-index4.json", "index4")
 	seed := uint64(time.Now().UnixNano())
 	if env := os.Getenv("SPARKENV_TEST_SEED"); env != "" {

@@ -1,3 +1,4 @@
+# VAR: Region=eu
 environment "ML-env" { # ERROR: Invalid environment name
   platform = "linux-64"
   channels = ["conda-forge"]
@@ -24,4 +25,15 @@ variable { # ERROR: Missing name for variable
 target "pyfiles" "app" {
   environment = environment.ML-env
   depends_on  = [target.conda-pack.ml]
+}
+
+variable "Region" { # ERROR: Invalid variable name
+  default = "x"
+}
+
+locals {
+  # Evaluating references to rejected blocks gives no further diagnostics.
+  env    = environment.ML-env
+  pack   = target.conda-pack.ml
+  region = var.Region
 }
