@@ -148,3 +148,10 @@ func (r *Registry) Kinds() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ToolVersioner is implemented by builders that run external programs whose
+// version can change their output (mksquashfs, a python). The versions are
+// part of the cache key.
+type ToolVersioner interface {
+	ToolVersions(ctx context.Context, cfg any) (map[string]string, error)
+}

@@ -132,6 +132,9 @@ type Executor struct {
 	g     *Graph
 	opts  Options
 	store *Store
+
+	toolMu    sync.Mutex
+	toolCache map[string]map[string]string
 }
 
 // NewExecutor opens the store for g.
@@ -171,6 +174,13 @@ func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) 
 		p.Config = b
 	case ClassTarget:
 		p.Action, p.Version = actionBuild, n.Builder.Version()
+		if tv, ok := n.Builder.(builders.ToolVersioner); ok {
+			tools, err := x.toolVersions(n, tv)
+			if err != nil {
+				return nil, err
+			}
+			p.Tools = tools
+		}
 		cfg, err := NormalizeConfig(n.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: %w", n.Address, err)
@@ -196,6 +206,32 @@ func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) 
 		p.Config = cfg
 	}
 	return p, nil
+}
+
+// toolVersions asks a builder once per run for the versions of the tools
+// it runs, merged over the executor's own.
+func (x *Executor) toolVersions(n *Node, tv builders.ToolVersioner) (map[string]string, error) {
+	x.toolMu.Lock()
+	defer x.toolMu.Unlock()
+	if v, ok := x.toolCache[n.Address]; ok {
+		return v, nil
+	}
+	got, err := tv.ToolVersions(context.Background(), n.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.Address, err)
+	}
+	out := map[string]string{}
+	for k, v := range x.opts.Tools {
+		out[k] = v
+	}
+	for k, v := range got {
+		out[k] = v
+	}
+	if x.toolCache == nil {
+		x.toolCache = map[string]map[string]string{}
+	}
+	x.toolCache[n.Address] = out
+	return out, nil
 }
 
 func (x *Executor) relPath(p string) string {

@@ -176,7 +176,7 @@ func bodyOutline(body hcl.Body, skip ...string) []string {
 	return out
 }
 
-// exprText renders traversals and literals; other expressions are shown by
+// exprText renders traversals and constants; other expressions are shown by
 // position, since their source text is not at hand here.
 func exprText(e hclsyntax.Expression) string {
 	switch e := e.(type) {
@@ -184,9 +184,12 @@ func exprText(e hclsyntax.Expression) string {
 		return traversalString(e.Traversal)
 	case *hclsyntax.LiteralValueExpr:
 		return string(valueJSON(e.Val))
-	case *hclsyntax.TemplateExpr:
-		if e.IsStringLiteral() {
-			v, _ := e.Value(nil)
+	}
+	if len(e.Variables()) == 0 {
+		// Constant expressions (literal lists, objects, strings) are shown
+		// by value; function calls fail here without a context and fall
+		// through.
+		if v, diags := e.Value(nil); !diags.HasErrors() && v.IsWhollyKnown() {
 			return string(valueJSON(v))
 		}
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,5 +49,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(err)
 		}
 		_ = cfg.EvalContext(dir)
+	})
+}
+
+// FuzzVarValue feeds arbitrary type expressions and -var / environment text
+// through variable decoding.
+func FuzzVarValue(f *testing.F) {
+	f.Add("string", "eu-west-1")
+	f.Add("number", "many")
+	f.Add("list(string)", `["a", 1]`)
+	f.Add("map(object({a = optional(number, 1)}))", `{x = {}}`)
+	f.Add("object({name = string, tags = optional(list(string), [])})", `{name = "x"}`)
+	f.Add("tuple([string, bool])", `["a", true]`)
+	f.Add("set(any)", "[1, 2")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, ty, raw string) {
+		src := fmt.Sprintf("variable \"v\" {\n  type = %s\n}\nvariable \"w\" {\n  type = %s\n}\nlocals {\n  x = [var.v, var.w]\n}\n", ty, ty)
+		cfg, _ := Parse("fuzz.hcl", []byte(src), LoadOptions{
+			Dir:     dir,
+			Vars:    map[string]string{"v": raw},
+			Environ: []string{"SPARKENV_VAR_w=" + raw},
+		})
+		if cfg == nil {
+			t.Fatal("nil Config")
+		}
+		if _, err := cfg.Dump(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

@@ -240,6 +240,12 @@ func posString(r hcl.Range) string {
 // references may point to blocks in any file.
 func (d *decoder) declare(f *fileBody) {
 	for _, attr := range sortedAttrs(f.body.Attributes) {
+		if _, isBlock := labelNames[attr.Name]; isBlock {
+			d.errorf(attr.NameRange.Ptr(), "Unsupported argument",
+				"%s is a block, not an argument. Write it without the equals sign, like %s ... }.",
+				attr.Name, labelExamples[attr.Name])
+			continue
+		}
 		d.errorf(attr.NameRange.Ptr(), "Unsupported argument",
 			"An argument named %q is not allowed at the top level.%s Put named values in a locals block, or declare a variable block for inputs.",
 			attr.Name, didYouMean(attr.Name, blockTypes))

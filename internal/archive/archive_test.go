@@ -1,12 +1,14 @@
 package archive
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -429,5 +431,39 @@ func TestDeterministicLarge(t *testing.T) {
 				t.Errorf("%s: jobs=%d differs from jobs=1", f, jobs)
 			}
 		}
+	}
+}
+
+// TestTarHeaders reads the tar back with the standard reader: owners are
+// 0 with no names, times fixed, and PAX records carry only long names.
+func TestTarHeaders(t *testing.T) {
+	t.Parallel()
+	root := makeTree(t)
+	b := writeFile(t, Tar, treeEntries(t, root), Options{})
+	tr := tar.NewReader(bytes.NewReader(b))
+	sawPAX := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" {
+			t.Errorf("%s: owner %d/%d %q/%q", h.Name, h.Uid, h.Gid, h.Uname, h.Gname)
+		}
+		if !h.ModTime.Equal(DefaultMTime) || !h.AccessTime.IsZero() || !h.ChangeTime.IsZero() {
+			t.Errorf("%s: times %v %v %v", h.Name, h.ModTime, h.AccessTime, h.ChangeTime)
+		}
+		for k := range h.PAXRecords {
+			sawPAX = true
+			if k != "path" && k != "linkpath" {
+				t.Errorf("%s: PAX record %s", h.Name, k)
+			}
+		}
+	}
+	if !sawPAX {
+		t.Error("no PAX records: the long names were not exercised")
 	}
 }

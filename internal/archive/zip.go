@@ -101,12 +101,15 @@ func writeZip(ctx context.Context, w io.Writer, entries []Entry, opts Options) e
 				cancel(j.err)
 				return fmt.Errorf("zip member %s: %w", e.Path, j.err)
 			}
-			if _, err := out.Write(j.buf.Bytes()); err != nil {
+			_, err := out.Write(j.buf.Bytes())
+			j.buf.Reset()
+			outPool.Put(j.buf)
+			j.buf = nil
+			jobs.release()
+			if err != nil {
 				return err
 			}
 			res = j.res
-			j.buf = bytes.Buffer{}
-			jobs.release()
 		} else {
 			if fw == nil {
 				fw = getFlate(level)
@@ -183,7 +186,7 @@ func deflateEntry(ctx context.Context, fw *flate.Writer, out io.Writer, e Entry,
 // zipJob is one member compressed ahead of the writer.
 type zipJob struct {
 	done chan struct{}
-	buf  bytes.Buffer
+	buf  *bytes.Buffer
 	res  deflated
 	err  error
 }
@@ -202,6 +205,9 @@ func (z *zipJobs) release() { <-z.window }
 var flatePool [10]sync.Pool
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// outPool recycles the buffers members are compressed into.
+var outPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func getFlate(level int) *flate.Writer {
 	if fw, ok := flatePool[level].Get().(*flate.Writer); ok {
@@ -252,9 +258,11 @@ func startZipJobs(ctx context.Context, es []Entry, level, n int) *zipJobs {
 				}
 				fw := getFlate(level)
 				buf := bufPool.Get().(*[]byte)
+				j.buf = outPool.Get().(*bytes.Buffer)
+				j.buf.Grow(int(entrySize(e)) + 4096)
 				// The same chunk size as the writer's own, so the
 				// compressor sees the same writes either way.
-				j.res, j.err = deflateEntry(ctx, fw, &j.buf, e, *buf)
+				j.res, j.err = deflateEntry(ctx, fw, j.buf, e, *buf)
 				bufPool.Put(buf)
 				flatePool[level].Put(fw)
 			}(es[i], j)

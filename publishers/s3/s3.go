@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -225,6 +226,9 @@ func (p *Publisher) client(ctx context.Context, s *settings) (*s3api.Client, str
 		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			// Parallel files times parallel parts: keep their connections.
 			t.MaxIdleConnsPerHost = 128
+			// A server that accepted a request and then went silent must
+			// not hang the publish; the clock starts once the body is sent.
+			t.ResponseHeaderTimeout = 5 * time.Minute
 		})))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)

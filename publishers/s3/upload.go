@@ -74,9 +74,12 @@ func (r *run) head(ctx context.Context, j *job) (state, string, error) {
 			return differs, fmt.Sprintf("sha256 %s, want %s", got, j.sha), nil
 		}
 	}
-	// Nothing to compare (an object put there by another tool): read it.
-	// This costs a download once; the publish that follows does not
-	// rewrite an identical object.
+	if !j.immutable {
+		return differs, "no sha256 metadata", nil // rewriting costs no more than reading
+	}
+	// Nothing to compare on an immutable key (an object another tool put
+	// there): read it back rather than refuse it. Such an object is never
+	// rewritten, so every publish reads it again.
 	got, err := r.remoteSHA(ctx, j)
 	if err != nil {
 		return 0, "", explain(err, r.s)

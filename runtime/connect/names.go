@@ -73,9 +73,10 @@ func CacheName(sha256 string) string { return KindCache + "/" + sha256 }
 // becomes "archives/env-<d12>.tar.gz#environment". A ".py" pyfile keeps its
 // file name, which is its module name, and gets the digest as a directory
 // instead ("pyfiles/<d12>/mod.py"): workers fetch it by file name. Names
-// already carrying the digest, and cache names, are returned unchanged.
+// already carrying the digest, cache names, and any name when sha256 is not
+// a hex digest are returned unchanged.
 func ContentAddressed(name, sha256 string) string {
-	if len(sha256) < digestLen {
+	if len(sha256) < digestLen || !isHex(sha256) {
 		return name
 	}
 	d := strings.ToLower(sha256[:digestLen])
@@ -101,7 +102,7 @@ func ContentAddressed(name, sha256 string) string {
 // SHA256, so that an artifact of that name already in a session holds the
 // same bytes.
 func IsContentAddressed(a Artifact) bool {
-	if len(a.SHA256) < digestLen {
+	if len(a.SHA256) < digestLen || !isHex(a.SHA256) {
 		return false
 	}
 	_, file, _ := SplitName(a.Name)
@@ -119,9 +120,6 @@ func splitExt(base string) (stem, ext string) {
 		return base[:i], base[i:]
 	}
 	ext = path.Ext(base)
-	if ext == base { // a dot file such as ".env"
-		return base, ""
-	}
 	return base[:len(base)-len(ext)], ext
 }
 
@@ -222,4 +220,14 @@ func statArtifact(a *Artifact) error {
 	}
 	a.Size = info.Size()
 	return nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

@@ -314,6 +314,24 @@ func TestFetchMissingSubdir(t *testing.T) {
 	if err != nil || len(r.Records()) != 1 {
 		t.Fatalf("optional present subdir: %v", err)
 	}
+
+	// offline, a subdir seen missing stays missing; one never fetched is
+	// an error, not silently absent
+	off := &Fetcher{CacheDir: f.CacheDir, Offline: true}
+	if r, err := off.RepodataOptional(context.Background(), ch, "win-64"); r != nil || err != nil {
+		t.Fatalf("offline optional known-missing subdir: %v, %v", r, err)
+	}
+	_, err = off.RepodataOptional(context.Background(), ch, "osx-64")
+	if !errors.Is(err, ErrNotCached) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("offline optional never-fetched subdir: %v", err)
+	}
+	// and the negative entry does not stop a later online fetch
+	if err := repodata.Write(dir, "win-64", nil, repodata.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := f.Repodata(context.Background(), ch, "win-64"); err != nil || len(r.Records()) != 0 {
+		t.Fatalf("subdir that appeared: %v", err)
+	}
 }
 
 func TestFetchForbiddenMeansAbsentForOptionalForms(t *testing.T) {

@@ -27,6 +27,10 @@ import (
 // ErrNotFound is wrapped by errors for a subdir the channel does not have.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotCached is wrapped by errors for an index an offline Fetcher has no
+// copy of.
+var ErrNotCached = errors.New("not in the cache")
+
 // S3Getter reads objects of s3:// channels. A missing object must be
 // reported as an error wrapping fs.ErrNotExist.
 type S3Getter interface {
@@ -105,12 +109,24 @@ func (f *Fetcher) Repodata(ctx context.Context, ch Channel, subdir string) (*rep
 		}
 		return r, nil
 	}
-	if f.Offline {
-		return nil, fmt.Errorf("channel %s: offline and no cached index of %s (%s%s): %w",
-			ch.Name, subdir, base, "repodata.json", ErrNotFound)
+	// An absence seen online is remembered, so that offline an optional
+	// subdir known to be missing is told from one never fetched.
+	absent := base + "repodata.json"
+	local := strings.HasPrefix(base, "file:")
+	if f.Offline && !local {
+		if m, _ := f.readCache(absent); m != nil && m.Absent {
+			return nil, fmt.Errorf("channel %s has no %s index (as of the last online fetch): %s: %w",
+				ch.Name, subdir, absent, ErrNotFound)
+		}
+		return nil, fmt.Errorf("channel %s: offline and no cached index of %s: %s: %w", ch.Name, subdir, absent, ErrNotCached)
 	}
-	return nil, fmt.Errorf("channel %s has no %s index: %srepodata.json: %w (tried %s)",
-		ch.Name, subdir, base, ErrNotFound, strings.Join(missing, ", "))
+	if f.CacheDir != "" && !local {
+		if err := f.writeCache(cacheMeta{URL: absent, Absent: true}, nil); err != nil {
+			return nil, fmt.Errorf("cache %s: %w", absent, err)
+		}
+	}
+	return nil, fmt.Errorf("channel %s has no %s index: %s: %w (tried %s)",
+		ch.Name, subdir, absent, ErrNotFound, strings.Join(missing, ", "))
 }
 
 // validSubdir accepts names like linux-64, osx-arm64, noarch.
@@ -276,6 +292,8 @@ type cacheMeta struct {
 	URL          string `json:"url"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// Absent records that the subdir had no index at all.
+	Absent bool `json:"absent,omitempty"`
 }
 
 // cachePath is the entry of a URL: one file holding a line of metadata and
@@ -326,6 +344,9 @@ func (f *Fetcher) load(ctx context.Context, u string) ([]byte, error) {
 		return b, err
 	}
 	meta, body := f.readCache(u)
+	if meta != nil && meta.Absent {
+		meta, body = nil, nil
+	}
 	if f.Offline {
 		if meta == nil {
 			return nil, errAbsent

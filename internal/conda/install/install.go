@@ -198,6 +198,7 @@ func Install(ctx context.Context, stagingDir string, pkgs []Package, opts Option
 		return nil, fmt.Errorf("install: move environment into %s: %w", dest, err)
 	}
 	if err := syncDir(parent); err != nil {
+		os.RemoveAll(dest)
 		return nil, err
 	}
 	in.logf("installed %d packages into %s (prefix %s): %d files, %d bytes; %d linked, %d copied, %d patched",
@@ -410,6 +411,7 @@ func (in *installer) plan() ([]*item, error) {
 			}
 			if linkScript(it.dest, ps.rec.Name) {
 				in.report.LinkScripts = append(in.report.LinkScripts, it.dest)
+				in.logf("warning: %s of package %s is installed but not run", it.dest, ps.dist)
 			}
 		}
 		if noarchPython {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sparkenv/sparkenv/internal/testutil"
 )
 
@@ -652,5 +654,38 @@ func TestDeterministic(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(env, "conda-meta", "liba-1.0-h0_0.json"))
 	if !bytes.HasPrefix(raw, []byte("{\n  \"build\": \"h0_0\",\n  \"build_number\": 0,\n  \"channel\": ")) {
 		t.Errorf("conda-meta record starts %q", raw[:80])
+	}
+}
+
+// TestHardlinkAcrossDevices installs from packages on another file system:
+// hardlinks fail there and every file must be copied instead.
+func TestHardlinkAcrossDevices(t *testing.T) {
+	t.Parallel()
+	shm, err := os.MkdirTemp("/dev/shm", "install-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	out := t.TempDir()
+	var a, b unix.Stat_t
+	if unix.Stat(shm, &a) != nil || unix.Stat(out, &b) != nil || a.Dev == b.Dev {
+		t.Skip("/dev/shm is on the same file system as the temporary directory")
+	}
+	p := makePkg(t, shm, pkgSpec{name: "x", files: []fileSpec{
+		{path: "a", data: "a"}, {path: "b/c", data: "c", exec: true},
+	}})
+	var log bytes.Buffer
+	rep, err := Install(context.Background(), filepath.Join(out, "env"), []Package{p}, Options{AllowHardlinks: true, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Linked != 0 || rep.Copied != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "env", "b/c")); err != nil || string(b) != "c" {
+		t.Fatalf("b/c: %q %v", b, err)
+	}
+	if !strings.Contains(log.String(), "2 copied") {
+		t.Errorf("log: %s", log.String())
 	}
 }

@@ -98,13 +98,17 @@ func (in *installer) writeItem(it *item, noLinks *atomic.Bool) error {
 	if !it.entry.NoLink && !noLinks.Load() {
 		// Following a link in the package directory links the file it
 		// names: the prefix gets a file where the package lists one.
-		if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW); err == nil {
+		err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+		if err == nil {
 			it.method = methodLinked
 			return in.finishUnchanged(it, src, nil)
 		}
-		// Across devices or on a file system without hardlinks every
-		// later attempt would fail the same way.
-		noLinks.Store(true)
+		switch err {
+		case unix.EXDEV, unix.EPERM, unix.ENOTSUP, unix.ENOSYS:
+			// Across devices or on a file system without hardlinks every
+			// later attempt would fail the same way.
+			noLinks.Store(true)
+		}
 	}
 	return in.copyFile(it, src, dst)
 }

@@ -221,6 +221,11 @@ func parse(s string, lenient bool) (MatchSpec, error) {
 	if m.Build == "*" {
 		m.Build = ""
 	}
+	for _, v := range []string{m.Build, m.Channel, m.Subdir, m.FileName, m.MD5, m.SHA256} {
+		if strings.Contains(v, "'") && strings.Contains(v, `"`) {
+			return bad(fmt.Sprintf("value %q holds both kinds of quotes", v), nil)
+		}
+	}
 	if err := m.compile(); err != nil {
 		return bad("bad glob", err)
 	}
@@ -487,7 +492,7 @@ func (m MatchSpec) String() string {
 		}
 	}
 	if m.Build != "" {
-		if exact && !strings.ContainsAny(m.Build, "*^$[]'\", =") {
+		if exact && plainBuild(m.Build) {
 			b.WriteString("=" + m.Build)
 		} else {
 			keys["build"] = m.Build
@@ -520,4 +525,16 @@ func (m MatchSpec) String() string {
 		b.WriteByte(']')
 	}
 	return b.String()
+}
+
+// plainBuild reports whether a build string can be written positionally
+// ("name==1.0=build") and read back unchanged.
+func plainBuild(b string) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '+') {
+			return false
+		}
+	}
+	return b != ""
 }

@@ -158,7 +158,7 @@ func rawTar(t testing.TB, entries []rawEntry) []byte {
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(e.data))
 		}
-		if h.Mode == 0 {
+		if h.Mode == 0 && h.Typeflag != tar.TypeXGlobalHeader {
 			h.Mode = 0o644
 		}
 		if err := tw.WriteHeader(&h); err != nil {

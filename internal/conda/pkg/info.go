@@ -446,3 +446,36 @@ func MarshalPathsJSON(entries []PathsEntry) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
+
+// UnmarshalJSON also reads the bare string form `"noarch": "python"`.
+func (n *NoarchLink) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*n = NoarchLink{Type: s}
+		return nil
+	}
+	type plain NoarchLink
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*n = NoarchLink(p)
+	return nil
+}
+
+// UnmarshalJSON also reads the early list form of run_exports, whose
+// entries are weak.
+func (r *RunExports) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*r = RunExports{Weak: list}
+		return nil
+	}
+	type plain RunExports
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*r = RunExports(p)
+	return nil
+}

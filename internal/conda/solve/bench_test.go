@@ -24,8 +24,8 @@ func BenchmarkSolveIndex4Numpy(b *testing.B) {
 	benchSolve(b, []string{"conda-index4.json"}, []string{"numpy"})
 }
 
-func BenchmarkSolveIndex4Anaconda(b *testing.B) {
-	benchSolve(b, []string{"conda-index4.json"}, []string{"anaconda"})
+func BenchmarkSolveIndex4Dask(b *testing.B) {
+	benchSolve(b, []string{"conda-index4.json"}, []string{"dask", "distributed", "python 3.5.*"})
 }
 
 func BenchmarkSolveIndex4Jupyter(b *testing.B) {
@@ -33,11 +33,11 @@ func BenchmarkSolveIndex4Jupyter(b *testing.B) {
 }
 
 func BenchmarkSolvePytorch(b *testing.B) {
-	benchSolve(b, []string{"pytorch-linux-64.repodata.json", "conda-index4.json"}, []string{"pytorch", "torchvision"})
+	benchSolve(b, []string{"pytorch-linux-64.repodata.json", "conda-index4.json"}, []string{"pytorch-cpu 0.4.*", "python 3.5.*"})
 }
 
 func BenchmarkSolveREssentials(b *testing.B) {
-	benchSolve(b, []string{"r-linux-64.repodata.json"}, []string{"r-essentials"})
+	benchSolve(b, []string{"r-linux-64.repodata.json", "conda-index4.json"}, []string{"r-essentials"})
 }
 
 // The sudoku channel's box rule is not a real sudoku's, and its puzzles are

@@ -35,7 +35,7 @@ func explain(ctx context.Context, r Request, s *solver) error {
 		core = minimize(ctx, r)
 	}
 	for i := range core {
-		e.Specs = append(e.Specs, core[i].String())
+		e.Specs = append(e.Specs, specText(&core[i]))
 	}
 	cr := r
 	cr.Specs = core
@@ -76,7 +76,7 @@ func minimize(ctx context.Context, r Request) []matchspec.MatchSpec {
 
 // nothingProvides says why spec has no candidate at all.
 func (s *solver) nothingProvides(m *matchspec.MatchSpec, why string) string {
-	all := s.byName[m.Name]
+	all := s.cands(m.Name)
 	if strings.HasPrefix(m.Name, "__") {
 		if len(all) == 0 {
 			return fmt.Sprintf("%s, but the target machine does not provide the virtual package %s", why, m.Name)
@@ -113,8 +113,17 @@ func describeVersions(cs []*cand) string {
 // need is what the request forces on one package name: only these
 // candidates can be installed, for these reasons.
 type need struct {
-	allowed map[int]bool
-	reasons []reason
+	allowed    map[int]bool
+	reasons    []reason
+	deadSample int // the best candidate dropped because it can never be installed, or -1
+	pruned     []pruned
+}
+
+// pruned is a candidate dropped because its dependency dep conflicts with
+// what is needed of the package on.
+type pruned struct {
+	v       int
+	dep, on string
 }
 
 type reason struct {
@@ -128,19 +137,24 @@ type reason struct {
 // candidate is the conflict; it is explained with the chain of reasons
 // that led to it.
 func (s *solver) necessary() []string {
+	dead, deadBy := s.deadCandidates()
 	needs := map[string]*need{}
 	var queue []string
 	var conflict string
 	restrict := func(name string, allowed []int, why reason) {
 		set := map[int]bool{}
+		sample := -1
 		for _, v := range allowed {
-			if s.vars[v].badDep == "" {
+			if !dead[v] {
 				set[v] = true
+			} else if sample < 0 || v < sample {
+				sample = v // variables are numbered best first within a name
 			}
 		}
 		n := needs[name]
 		if n == nil {
-			needs[name] = &need{allowed: set, reasons: []reason{why}}
+			n = &need{allowed: set, reasons: []reason{why}, deadSample: sample}
+			needs[name] = n
 		} else {
 			inter := map[int]bool{}
 			for v := range n.allowed {
@@ -154,7 +168,7 @@ func (s *solver) necessary() []string {
 			n.allowed = inter
 			n.reasons = append(n.reasons, why)
 		}
-		if len(needs[name].allowed) == 0 && conflict == "" {
+		if len(n.allowed) == 0 && conflict == "" {
 			conflict = name
 		}
 		queue = append(queue, name)
@@ -163,7 +177,16 @@ func (s *solver) necessary() []string {
 		rq := &s.reqs[ri]
 		restrict(rq.spec.Name, rq.cands, reason{text: rq.text + " was requested"})
 	}
-	for len(queue) > 0 && conflict == "" {
+	for conflict == "" {
+		if len(queue) == 0 {
+			// Backward: drop allowed candidates whose dependency no allowed
+			// candidate of a needed name satisfies; that may force more.
+			queue = s.prune(needs, &conflict)
+			if len(queue) == 0 {
+				break
+			}
+			continue
+		}
 		name := queue[0]
 		queue = queue[1:]
 		n := needs[name]
@@ -204,7 +227,110 @@ func (s *solver) necessary() []string {
 	if conflict == "" {
 		return nil
 	}
-	return s.render(needs, conflict)
+	return s.render(needs, conflict, deadBy)
+}
+
+// prune removes, from every needed name, the allowed candidates with a
+// dependency on a needed name that none of its allowed candidates satisfy.
+// It returns the names that changed.
+func (s *solver) prune(needs map[string]*need, conflict *string) []string {
+	names := make([]string, 0, len(needs))
+	for n := range needs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var changed []string
+	for _, name := range names {
+		n := needs[name]
+		removed := false
+		for _, v := range sortedVars(n.allowed) {
+			for _, ri := range s.vars[v].deps {
+				rq := &s.reqs[ri]
+				nm := needs[rq.spec.Name]
+				if nm == nil {
+					continue
+				}
+				ok := false
+				for _, c := range rq.cands {
+					if nm.allowed[c] {
+						ok = true
+						break
+					}
+				}
+				if !ok {
+					delete(n.allowed, v)
+					n.pruned = append(n.pruned, pruned{v: v, dep: rq.text, on: rq.spec.Name})
+					removed = true
+					break
+				}
+			}
+		}
+		if removed {
+			changed = append(changed, name)
+			if len(n.allowed) == 0 && *conflict == "" {
+				*conflict = name
+				return nil
+			}
+		}
+	}
+	return changed
+}
+
+// deadCandidates finds the candidates that can never be installed
+// whatever else is chosen: a dependency nothing satisfies, or one whose
+// candidates are all dead. deadBy[v] is the requirement that killed v (-1
+// for an unreadable dependency).
+func (s *solver) deadCandidates() ([]bool, []int) {
+	dead := make([]bool, len(s.vars))
+	deadBy := make([]int, len(s.vars))
+	for changed := true; changed; {
+		changed = false
+		for v, c := range s.vars {
+			if dead[v] {
+				continue
+			}
+			if c.badDep != "" {
+				dead[v], deadBy[v], changed = true, -1, true
+				continue
+			}
+			for _, ri := range c.deps {
+				all := true
+				for _, u := range s.reqs[ri].cands {
+					if !dead[u] {
+						all = false
+						break
+					}
+				}
+				if all {
+					dead[v], deadBy[v], changed = true, ri, true
+					break
+				}
+			}
+		}
+	}
+	return dead, deadBy
+}
+
+// deathChain says why candidate v can never be installed, following the
+// best candidate of each dead requirement.
+func (s *solver) deathChain(v int, deadBy []int) string {
+	var parts []string
+	for depth := 0; depth < 8; depth++ {
+		c := s.vars[v]
+		who := c.rec.Name + " " + c.rec.Version
+		if deadBy[v] < 0 {
+			parts = append(parts, fmt.Sprintf("%s has a dependency that cannot be read (%q)", who, c.badDep))
+			break
+		}
+		rq := &s.reqs[deadBy[v]]
+		if len(rq.cands) == 0 {
+			parts = append(parts, s.nothingProvides(rq.spec, who+" requires "+rq.text))
+			break
+		}
+		parts = append(parts, who+" requires "+rq.text)
+		v = rq.cands[0]
+	}
+	return strings.Join(parts, "; ")
 }
 
 // depOn returns the (intersected) requirement of variable v on name, if any.
@@ -269,7 +395,7 @@ func (s *solver) describeRequirement(allowed []int, texts map[string]bool) strin
 
 // render explains the conflict on name: how each package involved came to
 // be needed, then the clash itself.
-func (s *solver) render(needs map[string]*need, name string) []string {
+func (s *solver) render(needs map[string]*need, name string, deadBy []int) []string {
 	var lines []string
 	done := map[string]bool{}
 	var chain func(n string)
@@ -299,9 +425,40 @@ func (s *solver) render(needs map[string]*need, name string) []string {
 		texts[i] = r.text
 	}
 	clash := strings.Join(texts, ", but ")
+	if p := needs[name].pruned; len(p) > 0 {
+		var why []string
+		seen := map[string]bool{}
+		for _, x := range p {
+			c := s.vars[x.v]
+			key := c.rec.Version + "\x00" + x.dep
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if len(why) == 3 {
+				why = append(why, "…")
+				break
+			}
+			on := needs[x.on]
+			limit := "no candidate"
+			if vs := sortedVars(on.allowed); len(vs) > 0 {
+				cs := make([]*cand, len(vs))
+				for i, v := range vs {
+					cs[i] = s.vars[v]
+				}
+				limit = describeVersions(cs)
+			}
+			why = append(why, fmt.Sprintf("%s %s requires %s, but only %s can be installed (%s)", c.rec.Name, c.rec.Version, x.dep, limit, on.reasons[len(on.reasons)-1].text))
+			chain(x.on)
+		}
+		return append(lines, clash+", but none of its candidates fits: "+strings.Join(why, "; "))
+	}
 	if len(rs) == 1 {
-		m := &matchspec.MatchSpec{Name: name}
-		clash = s.nothingProvides(m, clash)
+		if d := needs[name].deadSample; d >= 0 {
+			clash += ", but no candidate of it can be installed: " + s.deathChain(d, deadBy)
+		} else {
+			clash = s.nothingProvides(&matchspec.MatchSpec{Name: name}, clash)
+		}
 	}
 	return append(lines, clash)
 }

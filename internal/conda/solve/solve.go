@@ -111,7 +111,9 @@ type req struct {
 
 type solver struct {
 	r       *Request
-	byName  map[string][]*cand // all usable records by name, best first
+	raw     map[string][]rawCand
+	locked  map[string]*repodata.Record
+	byName  map[string][]*cand // usable records by name, best first (filled lazily)
 	vars    []*cand
 	varOf   map[*cand]int
 	names   map[string][]int // name → vars, best first
@@ -150,6 +152,7 @@ func newSolver(r Request) (*solver, error) {
 		names:   map[string][]int{},
 		specs:   map[string]*matchspec.MatchSpec{},
 		matches: map[string][]int{},
+		maxDep:  map[string]version.Version{},
 	}
 	if err := s.index(); err != nil {
 		return nil, err
@@ -158,83 +161,96 @@ func newSolver(r Request) (*solver, error) {
 	return s, nil
 }
 
-// index collects the usable candidates per name, applies channel priority
-// and sorts them best first.
+// index groups the records by name. Versions are parsed, channel priority
+// applied and candidates sorted lazily, per name, when the closure of the
+// request reaches it (see cands): a request touches a small part of a
+// channel.
 func (s *solver) index() error {
 	update := map[string]bool{}
 	for _, n := range s.r.Update {
 		update[strings.ToLower(n)] = true
 	}
-	locked := map[string]*repodata.Record{}
+	s.locked = map[string]*repodata.Record{}
 	for i := range s.r.Locked {
 		l := &s.r.Locked[i]
 		if !update[strings.ToLower(l.Name)] {
-			locked[strings.ToLower(l.Name)] = l
+			s.locked[strings.ToLower(l.Name)] = l
 		}
 	}
-	add := func(rec *repodata.Record, ch int) {
-		v, err := version.Parse(rec.Version)
-		if err != nil {
-			return // a record conda itself could not order is never a candidate
-		}
-		name := strings.ToLower(rec.Name)
-		c := &cand{rec: rec, ver: v, channel: ch, nfeat: len(rec.TrackFeatureList())}
-		if l := locked[name]; l != nil && l.Version == rec.Version && l.Build == rec.Build {
-			c.locked = true
-		}
-		s.byName[name] = append(s.byName[name], c)
-	}
+	s.raw = map[string][]rawCand{}
 	for ci := range s.r.Channels {
 		recs := s.r.Channels[ci].Records
 		for i := range recs {
 			if strings.HasPrefix(recs[i].Name, "__") {
 				continue // only the machine provides virtual packages
 			}
-			add(&recs[i], ci)
+			name := strings.ToLower(recs[i].Name)
+			s.raw[name] = append(s.raw[name], rawCand{&recs[i], ci})
 		}
 	}
 	for i := range s.r.Virtual {
-		add(&s.r.Virtual[i], -1)
-	}
-	// A locked record no channel has any more stays installable.
-	for name, l := range locked {
-		found := false
-		for _, c := range s.byName[name] {
-			found = found || c.locked
-		}
-		if !found && !strings.HasPrefix(name, "__") {
-			before := len(s.byName[name])
-			add(l, len(s.r.Channels))
-			if len(s.byName[name]) > before {
-				s.byName[name][before].locked = true
-			}
-		}
-	}
-	for name, cs := range s.byName {
-		if s.r.ChannelPriority == Strict {
-			best := len(s.r.Channels) + 1
-			for _, c := range cs {
-				if c.channel >= 0 && c.channel < best && !c.locked {
-					best = c.channel
-				}
-			}
-			kept := cs[:0]
-			for _, c := range cs {
-				if c.channel <= best || c.locked || c.channel < 0 {
-					kept = append(kept, c)
-				}
-			}
-			s.byName[name] = kept
-		}
-	}
-	// Sorting reads other names' candidates (for the versions dependencies
-	// allow), so it runs once every name is filtered.
-	s.maxDep = map[string]version.Version{}
-	for name, cs := range s.byName {
-		slices.SortStableFunc(cs, s.prefer)
-		s.byName[name] = cs
+		name := strings.ToLower(s.r.Virtual[i].Name)
+		s.raw[name] = append(s.raw[name], rawCand{&s.r.Virtual[i], -1})
 	}
 	return nil
+}
+
+type rawCand struct {
+	rec     *repodata.Record
+	channel int
+}
+
+// cands returns the usable candidates of name, best first.
+func (s *solver) cands(name string) []*cand {
+	if cs, ok := s.byName[name]; ok {
+		return cs
+	}
+	l := s.locked[name]
+	var cs []*cand
+	add := func(rec *repodata.Record, ch int) *cand {
+		v, err := version.Parse(rec.Version)
+		if err != nil {
+			return nil // a record conda itself could not order is never a candidate
+		}
+		c := &cand{rec: rec, ver: v, channel: ch, nfeat: len(rec.TrackFeatureList())}
+		if l != nil && l.Version == rec.Version && l.Build == rec.Build {
+			c.locked = true
+		}
+		cs = append(cs, c)
+		return c
+	}
+	lockedFound := false
+	for _, rc := range s.raw[name] {
+		if c := add(rc.rec, rc.channel); c != nil && c.locked {
+			lockedFound = true
+		}
+	}
+	if l != nil && !lockedFound && !strings.HasPrefix(name, "__") {
+		// A locked record no channel has any more stays installable.
+		if c := add(l, len(s.r.Channels)); c != nil {
+			c.locked = true
+		}
+	}
+	if s.r.ChannelPriority == Strict {
+		best := len(s.r.Channels) + 1
+		for _, c := range cs {
+			if c.channel >= 0 && c.channel < best && !c.locked {
+				best = c.channel
+			}
+		}
+		kept := cs[:0]
+		for _, c := range cs {
+			if c.channel <= best || c.locked || c.channel < 0 {
+				kept = append(kept, c)
+			}
+		}
+		cs = kept
+	}
+	// Sorting may look at other names (compareDeps), which may look back
+	// at this one: they then see it unsorted, which is enough for them.
+	s.byName[name] = cs
+	slices.SortStableFunc(cs, s.prefer)
+	return cs
 }
 
 // prefer orders candidates of one name, best first.
@@ -317,7 +333,7 @@ func (s *solver) bestAllowed(m *matchspec.MatchSpec, key string) (version.Versio
 		return v, !v.IsZero()
 	}
 	var best version.Version
-	for _, c := range s.byName[m.Name] {
+	for _, c := range s.cands(m.Name) {
 		if m.MatchesParsed(c.rec, c.ver) && (best.IsZero() || c.ver.Compare(best) > 0) {
 			best = c.ver
 		}
@@ -348,7 +364,7 @@ func (s *solver) varsOf(name string) []int {
 		return vs
 	}
 	vs := []int{}
-	for _, c := range s.byName[name] {
+	for _, c := range s.cands(name) {
 		s.varOf[c] = len(s.vars)
 		vs = append(vs, len(s.vars))
 		s.vars = append(s.vars, c)
@@ -367,7 +383,7 @@ func (s *solver) candidates(m *matchspec.MatchSpec, key string) []int {
 	var out []int
 	if strings.Contains(m.Name, "*") {
 		names := make([]string, 0)
-		for n := range s.byName {
+		for n := range s.raw {
 			if m.MatchesName(n) {
 				names = append(names, n)
 			}

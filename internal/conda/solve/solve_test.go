@@ -3,6 +3,7 @@ package solve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,8 +133,12 @@ func TestVirtualPackages(t *testing.T) {
 		t.Errorf("glibc 2.17: %v", got)
 	}
 	_, err := Solve(context.Background(), Request{Channels: ch, Specs: specs(t, "p")})
-	if !errors.Is(err, ErrUnsatisfiable) || !strings.Contains(err.Error(), "__glibc") {
+	if !errors.Is(err, ErrUnsatisfiable) || !strings.Contains(err.Error(), "does not provide the virtual package __glibc") {
 		t.Errorf("no glibc: %v", err)
+	}
+	_, err = Solve(context.Background(), Request{Channels: ch, Specs: specs(t, "p"), Virtual: virt("2.12")})
+	if !errors.Is(err, ErrUnsatisfiable) || !strings.Contains(err.Error(), "provides only __glibc 2.12") {
+		t.Errorf("old glibc: %v", err)
 	}
 }
 
@@ -164,7 +169,7 @@ func TestUnsatisfiableExplanations(t *testing.T) {
 		specs []string
 		want  []string
 	}{
-		{[]string{"other", "catboost", "python 3.11.*"}, []string{"cannot satisfy catboost, python=3.11",
+		{[]string{"other", "catboost", "python 3.11.*"}, []string{"cannot satisfy catboost, python 3.11.*: ",
 			"catboost 1.0.6 requires python >=3.6,<3.10, but python 3.11.* was requested"}},
 		{[]string{"python 3.11.*", "tool"}, []string{"tool 1 requires catboost; catboost 1.0.6 requires python >=3.6,<3.10, but python 3.11.* was requested"}},
 		{[]string{"scikit-learn"}, []string{"scikit-learn was requested, but no channel has a package named scikit-learn"}},
@@ -177,10 +182,34 @@ func TestUnsatisfiableExplanations(t *testing.T) {
 			t.Errorf("%v: want *UnsatisfiableError, got %v", c.specs, err)
 			continue
 		}
+		t.Logf("%v: %v", c.specs, err)
 		for _, w := range c.want {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v:\n got %s\nwant %s", c.specs, err, w)
 			}
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	var recs []repodata.Record
+	for i := range 30 {
+		v := fmt.Sprint(i % 7)
+		recs = append(recs, pkg(fmt.Sprintf("p%d", i%10), v, int64(i), fmt.Sprintf("p%d >=%d", (i+1)%10, i%3)))
+	}
+	r := Request{Channels: one(recs...), Specs: specs(t, "p0", "p5")}
+	first, err := Solve(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		again, err := Solve(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(again.Records) != fmt.Sprint(first.Records) {
+			t.Fatalf("two solves differ:\n%v\n%v", first.Records, again.Records)
 		}
 	}
 }

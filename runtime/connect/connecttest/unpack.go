@@ -74,17 +74,14 @@ func unpack(file, dest string) error {
 	}
 }
 
-// inside joins name to dest, refusing names that leave dest.
+// inside joins name to dest, refusing names that leave dest (as Hadoop's
+// unzip and untar do).
 func inside(dest, name string) (string, error) {
-	clean := path.Clean("/" + strings.ReplaceAll(name, "\\", "/"))
-	if clean == "/" {
-		return dest, nil
-	}
-	p := filepath.Join(dest, filepath.FromSlash(clean[1:]))
-	if p != dest && !strings.HasPrefix(p, dest+string(filepath.Separator)) {
+	clean := path.Clean(strings.ReplaceAll(name, "\\", "/"))
+	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("entry %q leaves %s", name, dest)
 	}
-	return p, nil
+	return filepath.Join(dest, filepath.FromSlash(clean)), nil
 }
 
 func unzip(file, dest string) error {

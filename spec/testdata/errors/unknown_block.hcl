@@ -9,3 +9,7 @@ name = "top level" # ERROR: Unsupported argument
 target "pyfiles" "app" {
   sources = ["src"]
 }
+
+locals = { # ERROR: Unsupported argument
+  a = 1
+}
