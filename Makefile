@@ -48,7 +48,7 @@ test: deps
 test-short:
 	$(GO) test -short ./...
 
-demo: build
+demo: deps-apt build
 	@bash examples/quickstart/demo.sh
 
 bench: deps build

@@ -440,12 +440,10 @@ func (d *decoder) decodePublish(p *pendingBlock) {
 	if attr, ok := content.Attributes["description"]; ok {
 		pub.Description = d.descriptionValue(attr, p.file.baseDir)
 	}
-	attr, ok := content.Attributes["targets"]
-	if !ok {
+	if attr, ok := content.Attributes["targets"]; !ok {
 		d.errorf(pub.DeclRange.Ptr(), "Missing required argument",
 			"The publish %q %q has no targets. Add the targets to publish, for example targets = [target.conda_pack.ml].", pub.Kind, pub.Name)
-	}
-	if ok {
+	} else {
 		pub.Targets = d.addressList(attr, []string{"target"}, "target.conda_pack.ml")
 		if len(pub.Targets) == 0 && len(attr.Expr.Variables()) == 0 {
 			if exprs, diags := hcl.ExprList(attr.Expr); !diags.HasErrors() && len(exprs) == 0 {

@@ -117,26 +117,8 @@ func (a *app) exportLock(lf *lock.File, format string, args []string) error {
 	if lf == nil || lf.Environments[args[0]] == nil {
 		return fmt.Errorf("environment %q is not locked: run `sparkenv lock %s`", args[0], args[0])
 	}
-	_, err := a.stdout.Write(ExplicitFile(lf.Environments[args[0]]))
+	_, err := a.stdout.Write(lock.Explicit(lf.Environments[args[0]]))
 	return err
-}
-
-// ExplicitFile renders a locked environment as a CEP 23 explicit spec file:
-// package URLs in install order, each with its checksum.
-func ExplicitFile(env *lock.Environment) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n# platform: %s\n@EXPLICIT\n", env.Platform)
-	for _, r := range env.Packages {
-		switch {
-		case r.SHA256 != "":
-			fmt.Fprintf(&b, "%s#sha256:%s\n", r.URL, r.SHA256)
-		case r.MD5 != "":
-			fmt.Fprintf(&b, "%s#%s\n", r.URL, r.MD5)
-		default:
-			fmt.Fprintln(&b, r.URL)
-		}
-	}
-	return []byte(b.String())
 }
 
 func (a *app) solveCommand() *cobra.Command {

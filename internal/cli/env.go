@@ -39,7 +39,7 @@ func packageCacheDir(environ []string) string {
 // builders see: enough to find programs and a temp dir, nothing that could
 // change an output behind the cache key's back.
 func builderEnviron(environ []string) []string {
-	out := []string{"LC_ALL=C", "TZ=UTC", "SOURCE_DATE_EPOCH=315532800"}
+	out := []string{"LC_ALL=C", "TZ=UTC"}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
 		if v := envOr(environ, k, ""); v != "" {
 			out = append(out, k+"="+v)

@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/pyfiles"
+	"github.com/sparkenv/sparkenv/builders/squashfs"
 	"github.com/sparkenv/sparkenv/planner"
 	"github.com/sparkenv/sparkenv/publishers"
 	"github.com/sparkenv/sparkenv/publishers/local"
@@ -15,6 +16,7 @@ func defaultRegistries() planner.Registries {
 	return planner.Registries{
 		Builders: builders.NewRegistry(append([]builders.Builder{
 			pyfiles.New(),
+			squashfs.New(),
 		}, testBuilders...)...),
 		Publishers: publishers.NewRegistry(
 			local.New(),

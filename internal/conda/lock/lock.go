@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/sparkenv/sparkenv/internal/fsutil"
 	"os"
+	"strings"
 
 	"crypto/sha256"
 	"encoding/hex"
@@ -125,4 +126,23 @@ func Write(path string, f *File) error {
 		return err
 	}
 	return fsutil.WriteFile(path, b, 0o644)
+}
+
+// Explicit renders env as a CEP 23 explicit spec file: package URLs in
+// install order, each with its checksum, which `conda create --file`
+// installs with no solving.
+func Explicit(env *Environment) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n# platform: %s\n@EXPLICIT\n", env.Platform)
+	for _, r := range env.Packages {
+		switch {
+		case r.SHA256 != "":
+			fmt.Fprintf(&b, "%s#sha256:%s\n", r.URL, r.SHA256)
+		case r.MD5 != "":
+			fmt.Fprintf(&b, "%s#%s\n", r.URL, r.MD5)
+		default:
+			fmt.Fprintln(&b, r.URL)
+		}
+	}
+	return []byte(b.String())
 }

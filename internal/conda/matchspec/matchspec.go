@@ -169,6 +169,9 @@ func parse(s string, lenient bool) (MatchSpec, error) {
 	if err != nil {
 		return bad("bad version or build", err)
 	}
+	if verText == "=*" || verText == "==*" {
+		verText = "*" // "pytorch=*=cuda*": any version, that build
+	}
 	if verText != "" {
 		// "name=1.2" and "name =1.2 build" are fuzzy; "name=1.2=build" is exact.
 		if strings.HasPrefix(verText, "=") && !strings.HasPrefix(verText, "==") &&

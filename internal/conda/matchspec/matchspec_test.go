@@ -114,6 +114,10 @@ func TestMatchSpec(t *testing.T) {
 		{"numpy[build_number=3]", "numpy[build_number='3']", []*repodata.Record{rec("numpy", "1", "0", 3)}, []*repodata.Record{rec("numpy", "1", "0", 4)}},
 		{"py*", "py*", []*repodata.Record{rec("python", "1", "0", 0)}, []*repodata.Record{rec("numpy", "1", "0", 0)}},
 		{"numpy  # a comment", "numpy", []*repodata.Record{rec("numpy", "1", "0", 0)}, nil},
+		{"pytorch=*=cuda*", "pytorch[build='cuda*']", []*repodata.Record{rec("pytorch", "2.1", "cuda118_0", 0)}, []*repodata.Record{rec("pytorch", "2.1", "cpu_0", 0)}},
+		{"blas * mkl", "blas[build='mkl']", []*repodata.Record{rec("blas", "1.0", "mkl", 0)}, []*repodata.Record{rec("blas", "1.0", "openblas", 0)}},
+		{"foo >=1.0 , < 2.0 =py34_0", "foo[build='py34_0',version='>=1.0,<2.0']", []*repodata.Record{rec("foo", "1.5", "py34_0", 0)}, nil},
+		{"numpy=*", "numpy", []*repodata.Record{rec("numpy", "1.5", "x", 0)}, nil},
 		{"__glibc >=2.17", "__glibc[version='>=2.17']", []*repodata.Record{rec("__glibc", "2.31", "0", 0)}, []*repodata.Record{rec("__glibc", "2.12", "0", 0)}},
 	}
 	for _, c := range cases {

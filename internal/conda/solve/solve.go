@@ -115,7 +115,6 @@ type solver struct {
 	locked  map[string]*repodata.Record
 	byName  map[string][]*cand // usable records by name, best first (filled lazily)
 	vars    []*cand
-	varOf   map[*cand]int
 	names   map[string][]int // name → vars, best first
 	reqs    []req
 	roots   []int
@@ -148,7 +147,6 @@ func newSolver(r Request) (*solver, error) {
 	s := &solver{
 		r:       &r,
 		byName:  map[string][]*cand{},
-		varOf:   map[*cand]int{},
 		names:   map[string][]int{},
 		specs:   map[string]*matchspec.MatchSpec{},
 		matches: map[string][]int{},
@@ -365,7 +363,6 @@ func (s *solver) varsOf(name string) []int {
 	}
 	vs := []int{}
 	for _, c := range s.cands(name) {
-		s.varOf[c] = len(s.vars)
 		vs = append(vs, len(s.vars))
 		s.vars = append(s.vars, c)
 	}

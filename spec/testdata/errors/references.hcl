@@ -34,3 +34,11 @@ publish "local" "dist" {
 publish "local" "partial" {
   targets = [target.conda_pack] # ERROR: Invalid reference
 }
+
+publish "local" "nothing" { # ERROR: Missing required argument
+  path = "x"
+}
+
+publish "local" "empty" {
+  targets = [] # ERROR: No targets to publish
+}
