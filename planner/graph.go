@@ -69,6 +69,17 @@ type Registries struct {
 func NewGraph(cfg *spec.Config, reg Registries, lf *lock.File) (*Graph, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	g := &Graph{Config: cfg, Nodes: map[string]*Node{}, Dependents: map[string][]string{}}
+	// An evaluation context depends only on the directory of the declaring
+	// file; building one per block would be quadratic in the block count.
+	contexts := map[string]*hcl.EvalContext{}
+	evalContext := func(dir string) *hcl.EvalContext {
+		if c, ok := contexts[dir]; ok {
+			return c
+		}
+		c := cfg.EvalContext(dir)
+		contexts[dir] = c
+		return c
+	}
 
 	for _, name := range sortedKeys(cfg.Environments) {
 		e := cfg.Environments[name]
@@ -90,7 +101,7 @@ func NewGraph(cfg *spec.Config, reg Registries, lf *lock.File) (*Graph, hcl.Diag
 		}
 		n.Builder = b
 		conf := b.NewConfig()
-		d := gohcl.DecodeBody(t.Body, cfg.EvalContext(t.BaseDir), conf)
+		d := gohcl.DecodeBody(t.Body, evalContext(t.BaseDir), conf)
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue
@@ -125,7 +136,7 @@ func NewGraph(cfg *spec.Config, reg Registries, lf *lock.File) (*Graph, hcl.Diag
 		}
 		n.Publisher = pub
 		conf := pub.NewConfig()
-		d := gohcl.DecodeBody(p.Body, cfg.EvalContext(p.BaseDir), conf)
+		d := gohcl.DecodeBody(p.Body, evalContext(p.BaseDir), conf)
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue

@@ -15,7 +15,7 @@ import (
 
 // Dump renders the configuration as indented, deterministic JSON: the
 // resolved model as sparkenv sees it, for printing and for golden tests.
-// Sensitive variable values are masked.
+// Values of sensitive variables, and of locals derived from them, are masked.
 func (c *Config) Dump() ([]byte, error) {
 	type ref struct {
 		Address string `json:"address"`
@@ -93,7 +93,11 @@ func (c *Config) Dump() ([]byte, error) {
 		}
 	}
 	for name, l := range c.Locals {
-		out.Locals[name] = local{Value: valueJSON(l.Value), Decl: posString(l.DeclRange)}
+		val := valueJSON(l.Value)
+		if c.Sensitive("local." + name) {
+			val = json.RawMessage(`"(sensitive)"`)
+		}
+		out.Locals[name] = local{Value: val, Decl: posString(l.DeclRange)}
 	}
 	for name, e := range c.Environments {
 		out.Environments[name] = environment{

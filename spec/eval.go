@@ -160,3 +160,32 @@ func (d *decoder) addressVars() map[string]cty.Value {
 	vars["environment"] = objectOrEmpty(envs)
 	return vars
 }
+
+// Sensitive reports whether the value at addr ("var.x" or "local.y") is or
+// derives from a sensitive variable, so that callers printing values can
+// mask it. Sensitivity is tracked through references, not through values:
+// a local that mentions a sensitive variable counts as sensitive.
+func (c *Config) Sensitive(addr string) bool {
+	seen := map[string]bool{}
+	queue := []string{addr}
+	for len(queue) > 0 {
+		a := queue[0]
+		queue = queue[1:]
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		if name, ok := strings.CutPrefix(a, "var."); ok {
+			if v := c.Variables[name]; v != nil && v.Sensitive {
+				return true
+			}
+			continue
+		}
+		if name, ok := strings.CutPrefix(a, "local."); ok {
+			for _, r := range c.localRefs[name] {
+				queue = append(queue, r.Address)
+			}
+		}
+	}
+	return false
+}

@@ -79,7 +79,8 @@ type marker struct {
 	file     string
 	line     int
 	severity hcl.DiagnosticSeverity
-	substr   string
+	substr   string // in the summary
+	detail   string // optional, in the detail: "# ERROR: summary | detail"
 	matched  bool
 }
 
@@ -98,7 +99,8 @@ func scanMarkers(t *testing.T, path, name string) []*marker {
 			if m[1] == "WARNING" {
 				sev = hcl.DiagWarning
 			}
-			out = append(out, &marker{file: name, line: i + 1, severity: sev, substr: m[2]})
+			summary, detail, _ := strings.Cut(m[2], " | ")
+			out = append(out, &marker{file: name, line: i + 1, severity: sev, substr: strings.TrimSpace(summary), detail: strings.TrimSpace(detail)})
 		}
 	}
 	return out
@@ -118,7 +120,8 @@ func describe(d *hcl.Diagnostic) string {
 
 // TestErrors loads every file in testdata/errors and checks that the
 // diagnostics are exactly the ones marked with "# ERROR: <summary substring>"
-// on the offending lines (of the file itself and of its -var-files).
+// on the offending lines (of the file itself and of its -var-files). A marker
+// may also require text in the detail: "# ERROR: summary | detail".
 func TestErrors(t *testing.T) {
 	dir, _ := filepath.Abs(filepath.Join("testdata", "errors"))
 	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
@@ -164,7 +167,7 @@ func TestErrors(t *testing.T) {
 				found := false
 				for _, m := range markers {
 					if !m.matched && m.file == filepath.ToSlash(d.Subject.Filename) && m.line == d.Subject.Start.Line &&
-						m.severity == d.Severity && strings.Contains(d.Summary, m.substr) {
+						m.severity == d.Severity && strings.Contains(d.Summary, m.substr) && strings.Contains(d.Detail, m.detail) {
 						m.matched, found = true, true
 						break
 					}
@@ -175,7 +178,7 @@ func TestErrors(t *testing.T) {
 			}
 			for _, m := range markers {
 				if !m.matched {
-					t.Errorf("%s:%d: no diagnostic with summary containing %q", m.file, m.line, m.substr)
+					t.Errorf("%s:%d: no diagnostic with summary containing %q and detail containing %q", m.file, m.line, m.substr, m.detail)
 				}
 			}
 			for _, e := range expects {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -48,6 +49,15 @@ type app struct {
 // Main runs sparkenv with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
+	// SPARKENV_CPUPROFILE=FILE writes a CPU profile of the run, for finding
+	// where a slow build spends its time.
+	if p := os.Getenv("SPARKENV_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	root := a.rootCommand()
 	root.SetArgs(singleDashLongFlags(args))
 	root.SetIn(stdin)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
 
 	"github.com/sparkenv/sparkenv/internal/conda/repodata"
 	"github.com/sparkenv/sparkenv/internal/fsutil"
@@ -76,11 +75,7 @@ func loadCache(path string) (map[string]*cacheEntry, error) {
 }
 
 func marshalCache(entries map[string]*cacheEntry) ([]byte, error) {
-	keys := make([]string, 0, len(entries))
-	for k := range entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	// encoding/json writes map keys sorted
 	doc := cacheDoc{Version: cacheVersion, Files: entries}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -308,7 +308,9 @@ func (r *run) url(j *job) string { return "s3://" + r.s.Bucket + "/" + j.key }
 func (r *run) one(ctx context.Context, j *job) error {
 	st, why, err := r.head(ctx, j)
 	if err != nil {
-		return fmt.Errorf("check %s (file %s of %s): %w", r.url(j), j.path, j.target, err)
+		err = fmt.Errorf("check %s (file %s of %s): %w", r.url(j), j.path, j.target, err)
+		r.event(j, EventFail, 0, err)
+		return err
 	}
 	switch st {
 	case present:

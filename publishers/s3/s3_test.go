@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -478,9 +479,13 @@ func TestCredentialsChain(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_REGION", "")
 
+	var log strings.Builder
+	var events []string
 	publish := func(cfg *Config) (*publishers.Receipt, error) {
-		return New().Publish(context.Background(), &publishers.Request{Address: "publish.s3.repo",
-			Config: cfg, Artifacts: []publishers.Artifact{a}})
+		p := New()
+		p.Progress = func(e Event) { events = append(events, fmt.Sprintf("%+v", e)) }
+		return p.Publish(context.Background(), &publishers.Request{Address: "publish.s3.repo",
+			Config: cfg, Artifacts: []publishers.Artifact{a}, Log: &log})
 	}
 	base := Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, MaxAttempts: 1}
 
@@ -513,8 +518,10 @@ func TestCredentialsChain(t *testing.T) {
 		}
 		msg := err.Error()
 		t.Logf("error: %s", msg)
-		if strings.Contains(msg, secret) || strings.Contains(msg, srv.SecretKey) {
-			t.Fatal("the error text contains a secret key")
+		for what, text := range map[string]string{"error": msg, "log": log.String(), "events": strings.Join(events, "\n")} {
+			if strings.Contains(text, secret) || strings.Contains(text, srv.SecretKey) {
+				t.Fatalf("the %s text contains a secret key", what)
+			}
 		}
 		if !strings.Contains(msg, "SignatureDoesNotMatch") || !strings.Contains(msg, "AWS_SECRET_ACCESS_KEY") || !strings.Contains(msg, "deps.zip") {
 			t.Errorf("error does not explain the cause: %s", msg)
@@ -608,5 +615,59 @@ func TestForeignObjectSameContent(t *testing.T) {
 	}
 	if rec.Stats.Skipped != 1 || rec.Stats.Uploaded != 1 {
 		t.Fatalf("stats %+v, want the file skipped and the pointer uploaded", rec.Stats)
+	}
+}
+
+// TestRaceOnImmutableKey lets another writer put the object between the
+// HEAD and the PUT: the conditional write must refuse to replace it, and
+// the publisher must then skip it (same bytes) or report a conflict.
+func TestRaceOnImmutableKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, other string
+		wantErr     bool
+	}{{"same content", "racing bytes", false}, {"other content", "RACING BYTES", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := s3server.Start(t)
+			f := newFixture(t, srv)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "lib.zip"), "racing bytes")
+			a := scanned(t, dir, "target.pyfiles.lib", nil)
+			var once sync.Once
+			f.pub.apiOptions = append(f.pub.apiOptions, func(st *middleware.Stack) error {
+				return st.Initialize.Add(middleware.InitializeMiddlewareFunc("race",
+					func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+						if put, ok := in.Parameters.(*s3api.PutObjectInput); ok && strings.HasSuffix(*put.Key, ".zip") {
+							once.Do(func() {
+								sum := sha256.Sum256([]byte(tc.other))
+								_, err := srv.Client().PutObject(ctx, &s3api.PutObjectInput{Bucket: put.Bucket, Key: put.Key,
+									Body: strings.NewReader(tc.other), Metadata: map[string]string{"sha256": hex.EncodeToString(sum[:])}})
+								if err != nil {
+									t.Error(err)
+								}
+							})
+						}
+						return next.HandleInitialize(ctx, in)
+					}), middleware.Before)
+			})
+			rec, err := f.publish(t, a)
+			key := "repos/lib/" + publishers.ContentName("lib.zip", a.Manifest.Files[0].SHA256)
+			if b, _ := os.ReadFile(srv.ObjectPath(key)); string(b) != tc.other {
+				t.Fatalf("the other writer's object was replaced: %q", b)
+			}
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "already exists with different content") {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Stats.Skipped != 1 || rec.Stats.Uploaded != 1 {
+				t.Fatalf("stats %+v, want the file skipped and the pointer uploaded", rec.Stats)
+			}
+		})
 	}
 }

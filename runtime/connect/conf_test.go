@@ -99,9 +99,11 @@ func TestNotebookHelper(t *testing.T) {
 	}
 	hp := writeFile(t, dir, "env.sparkenv.py", helper, 0o644)
 	for _, v := range []string{"3.6", "3.11", "3.13"} {
-		if out, err := exec.Command(testutil.Python(t, v), "-m", "py_compile", hp).CombinedOutput(); err != nil {
-			t.Fatalf("python%s -m py_compile: %v\n%s", v, err, out)
-		}
+		t.Run("py_compile-"+v, func(t *testing.T) {
+			if out, err := exec.Command(testutil.Python(t, v), "-m", "py_compile", hp).CombinedOutput(); err != nil {
+				t.Fatalf("python%s -m py_compile: %v\n%s", v, err, out)
+			}
+		})
 	}
 
 	runner := writeFile(t, t.TempDir(), "run.py", []byte(fakeSpark), 0o644)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -213,7 +214,7 @@ func (e *localError) Unwrap() error { return e.err }
 func (c *Client) pushStream(ctx context.Context, s Session, items []*item, res *PushResult) (*pb.AddArtifactsResponse, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stream, err := c.stub.AddArtifacts(ctx)
+	stream, err := c.stub.AddArtifacts(ctx, grpc.ForceCodecV2(pb.Codec{}))
 	if err != nil {
 		return nil, err
 	}

@@ -162,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	s.lis = &listener{Listener: l, s: s, conns: map[string]net.Conn{}}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(128<<20),
+		grpc.ForceServerCodecV2(pb.Codec{}),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
 	)

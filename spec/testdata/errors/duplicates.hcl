@@ -3,7 +3,7 @@ environment "ml" {
   channels = ["conda-forge"]
 }
 
-environment "ml" { # ERROR: Duplicate environment
+environment "ml" { # ERROR: Duplicate environment | already declared at duplicates.hcl:1,1
   platform = "linux-64"
   channels = ["conda-forge"]
 }
@@ -11,7 +11,7 @@ environment "ml" { # ERROR: Duplicate environment
 target "pyfiles" "app" {
 }
 
-target "pyfiles" "app" { # ERROR: Duplicate target
+target "pyfiles" "app" { # ERROR: Duplicate target | already declared at duplicates.hcl:11,1
 }
 
 target "pyfiles" "other" {

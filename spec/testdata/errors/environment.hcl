@@ -1,7 +1,7 @@
 environment "ml" {
-  platform         = "linux64" # ERROR: Unknown platform
+  platform         = "linux64" # ERROR: Unknown platform | Did you mean "linux-64"?
   channels         = ["conda-forge"]
-  dependecies      = ["numpy"] # ERROR: Unsupported argument
+  dependecies      = ["numpy"] # ERROR: Unsupported argument | Did you mean "dependencies"?
   prefix           = "envs/ml" # ERROR: Prefix must be absolute
   channel_priority = "stricter" # ERROR: Invalid channel_priority
 }

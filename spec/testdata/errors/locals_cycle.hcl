@@ -1,8 +1,8 @@
 locals {
-  a = "${local.b}-x" # ERROR: Cycle in local values
+  a = "${local.b}-x" # ERROR: Cycle in local values | local.a → local.b → local.c → local.a
   b = upper(local.c)
   c = local.a
-  self = [local.self] # ERROR: Cycle in local values
+  self = [local.self] # ERROR: Cycle in local values | local.self → local.self
 }
 
 locals {

@@ -3,7 +3,7 @@ variable "region" {
 }
 
 locals {
-  bucket = "dist-${var.regoin}" # ERROR: Reference to undeclared input variable
+  bucket = "dist-${var.regoin}" # ERROR: Reference to undeclared input variable | Did you mean "region"?
   name   = local.nmae # ERROR: Reference to undeclared local value
   root   = path.cwd # ERROR: Invalid reference
   other  = foo.bar # ERROR: Invalid reference
@@ -16,7 +16,7 @@ environment "ml" {
 
 target "conda_pack" "ml" {
   environment = environment.mll # ERROR: Reference to undeclared environment
-  depends_on  = [target.pyfiles.ap] # ERROR: Reference to undeclared target
+  depends_on  = [target.pyfiles.ap] # ERROR: Reference to undeclared target | Did you mean "target.pyfiles.app"?
 }
 
 target "pyfiles" "app" {

@@ -1,7 +1,7 @@
-targt "pyfiles" "app" { # ERROR: Unsupported block type
+targt "pyfiles" "app" { # ERROR: Unsupported block type | Did you mean "target"?
 }
 
-enviroment "ml" { # ERROR: Unsupported block type
+enviroment "ml" { # ERROR: Unsupported block type | Did you mean "environment"?
 }
 
 name = "top level" # ERROR: Unsupported argument

@@ -70,6 +70,8 @@ locals {
   conv      = [tostring(1), tonumber("2"), tobool("true"), tolist(toset(["a"]))[0], tomap({ a = "b" }).a]
   fmtlist   = formatlist("%s!", ["a", "b"])
   settings  = var.settings
+  secret    = "s3://${var.bucket}/envs"
+  secret2   = [local.secret]
 }
 
 environment "ml" {
