@@ -157,6 +157,15 @@ func (d *decoder) decodeEnvironment(p *pendingBlock) {
 		if !ok {
 			continue
 		}
+		if val.IsNull() {
+			// null means "not set", so a variable can leave an optional
+			// argument at its default.
+			if a.Name == "platform" || a.Name == "channels" {
+				d.errorf(attr.Expr.Range().Ptr(), "Missing required argument",
+					"The environment %q needs a %s, but the expression is null. Give it a value.", name, a.Name)
+			}
+			continue
+		}
 		d.environmentAttr(e, attr, val)
 	}
 	e.Refs = d.c.finishRefs(refs)
@@ -226,7 +235,9 @@ func (d *decoder) environmentAttr(e *Environment, attr *hcl.Attribute, val cty.V
 			return
 		}
 		out := map[string]string{}
-		for k, v := range m.AsValueMap() {
+		vals := m.AsValueMap()
+		for _, k := range mapKeys(vals) {
+			v := vals[k]
 			if !strings.HasPrefix(k, "__") {
 				r := objectKeyRange(attr.Expr, k)
 				d.errorf(&r, "Invalid virtual package name",

@@ -6,15 +6,19 @@ import (
 )
 
 // LoadOptions says where configuration comes from and what the outside world
-// contributes to it. Nothing else (process environment, working directory) is
-// consulted, so a load is reproducible from its options alone.
+// contributes to it. Nothing else is consulted (not the process environment,
+// and the working directory only when Dir is empty), so a load is
+// reproducible from its options.
 type LoadOptions struct {
-	Dir          string            // working directory; relative Files and VarFiles resolve here; path.root
-	Files        []string          // config files; empty means Dir/env.hcl
-	Vars         map[string]string // -var name=value (raw text)
-	VarFiles     []string          // -var-file paths, later files override earlier ones
-	Environ      []string          // KEY=VALUE, for SPARKENV_VAR_* and env()
-	Version      string            // running sparkenv version, for required_version; empty skips the check
+	Dir      string            // working directory; relative Files and VarFiles resolve here; path.root
+	Files    []string          // config files; empty means Dir/env.hcl
+	Vars     map[string]string // -var name=value (raw text)
+	VarFiles []string          // -var-file paths, later files override earlier ones
+	Environ  []string          // KEY=VALUE, for SPARKENV_VAR_* and env()
+	Version  string            // running sparkenv version, for required_version; empty or unparsable skips the check
+	// ValidateSpec, when set, checks each environment dependency (a conda
+	// MatchSpec); an error becomes a diagnostic at that list element. It is
+	// a function so that spec does not depend on the conda packages.
 	ValidateSpec func(string) error
 }
 

@@ -184,6 +184,17 @@ func TestErrors(t *testing.T) {
 			for _, e := range expects {
 				t.Errorf("no diagnostic with summary containing %q outside the file", e)
 			}
+			// Diagnostics come out in the same order every time.
+			_, again := Load(fx.opts)
+			if len(again) != len(diags) {
+				t.Errorf("second load gave %d diagnostics, first %d", len(again), len(diags))
+			} else {
+				for i := range diags {
+					if describe(diags[i]) != describe(again[i]) {
+						t.Errorf("diagnostic %d differs between loads: %s vs %s", i, describe(diags[i]), describe(again[i]))
+					}
+				}
+			}
 			if t.Failed() {
 				for _, d := range diags {
 					t.Logf("got: %s", describe(d))

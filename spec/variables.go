@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -27,6 +28,10 @@ var variableSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
+
+var typeKeywordRe = regexp.MustCompile(`^The keyword "([^"]*)" is not a valid type specification\.$`)
+
+var typeKeywords = []string{"string", "number", "bool", "any", "list", "map", "set", "object", "tuple", "optional"}
 
 var validationSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -157,6 +162,12 @@ func (d *decoder) decodeVariableBlock(p *pendingVar) *varState {
 
 	if attr, ok := content.Attributes["type"]; ok {
 		ty, defaults, diags := typeexpr.TypeConstraintWithDefaults(attr.Expr)
+		for _, diag := range diags {
+			if m := typeKeywordRe.FindStringSubmatch(diag.Detail); m != nil {
+				diag.Detail += didYouMean(m[1], typeKeywords) +
+					" Types are written like string, number, bool, list(string), map(number) or object({ name = string })."
+			}
+		}
 		d.add(diags...)
 		if diags.HasErrors() {
 			st.failed = true

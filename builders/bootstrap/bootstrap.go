@@ -202,8 +202,8 @@ func checkPath(what, p string) error {
 	if !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" {
 		return fmt.Errorf("%s %q must be a clean absolute path other than /", what, p)
 	}
-	if strings.ContainsAny(p, " \t\n\r\\'\"$`#") {
-		return fmt.Errorf("%s %q must not contain blanks, quotes, backslashes, $, # or backquotes", what, p)
+	if strings.ContainsAny(p, " \t\n\r\\'\"$`#{}") {
+		return fmt.Errorf("%s %q must not contain blanks, quotes, backslashes, braces, $, # or backquotes", what, p)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sparkenv/sparkenv/internal/conda/install"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
+	"github.com/sparkenv/sparkenv/internal/s3read"
 )
 
 // Resolved returns the locked environment at address addr
@@ -49,7 +50,7 @@ func Resolved(req *builders.Request, addr string) (*lock.Resolved, error) {
 
 // Engine is the conda engine configured from a build request.
 func Engine(req *builders.Request) *engine.Engine {
-	return &engine.Engine{PkgsDir: req.PackageCacheDir, Offline: req.Offline, Jobs: req.Jobs, Log: req.Log}
+	return &engine.Engine{PkgsDir: req.PackageCacheDir, Offline: req.Offline, Jobs: req.Jobs, Log: req.Log, S3: &s3read.Client{}}
 }
 
 // Stage lays the environment out in dir (absent or empty), patched for

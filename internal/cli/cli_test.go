@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +47,8 @@ func TestScripts(t *testing.T) {
 			"replace":   cmdReplace,
 			"nofile":    cmdNoFile,
 			"samebytes": cmdSameBytes,
+			"freeport":  cmdFreePort,
+			"httpget":   cmdHTTPGet,
 		},
 	})
 }
@@ -134,6 +139,36 @@ func cmdSameBytes(ts *testscript.TestScript, neg bool, args []string) {
 	if (string(a) == string(b)) == neg {
 		ts.Fatalf("%s and %s: same=%v", args[0], args[1], !neg)
 	}
+}
+
+// freeport VAR sets VAR to a free loopback port.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// httpget URL FILE fetches URL (retrying while the server starts) into FILE.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		resp, err := http.Get(args[0])
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ts.Check(err)
+			if resp.StatusCode != 200 {
+				ts.Fatalf("GET %s: %s", args[0], resp.Status)
+			}
+			ts.Check(os.WriteFile(ts.MkAbs(args[1]), b, 0o644))
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts.Fatalf("GET %s: %v", args[0], lastErr)
 }
 
 // slowBuilder sleeps for `seconds`, writing its output in pieces.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sparkenv/sparkenv/internal/conda/engine"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
+	"github.com/sparkenv/sparkenv/internal/s3read"
 	"github.com/sparkenv/sparkenv/planner"
 )
 
@@ -25,6 +26,7 @@ func (a *app) engine(offline bool, jobs int) *engine.Engine {
 		Offline:      offline,
 		Jobs:         jobs,
 		ChannelAlias: envOr(a.environ, "SPARKENV_CHANNEL_ALIAS", ""),
+		S3:           &s3read.Client{},
 		Log:          a.stderr,
 	}
 }

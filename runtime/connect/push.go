@@ -308,7 +308,9 @@ func (c *Client) progress(name string, sent, total int64) {
 }
 
 // sendChunked streams one large artifact from disk: a begin_chunk carrying
-// the first 32 KiB, then the remaining chunks.
+// the first 32 KiB, then the remaining chunks. A reader goroutine keeps a
+// few chunks ahead (read, CRC, sha256) while the previous ones are encoded
+// and sent.
 func (c *Client) sendChunked(it *item, newReq func() *pb.AddArtifactsRequest, send func(*pb.AddArtifactsRequest, int) error, abort func(error) error) error {
 	a := it.a
 	f, err := os.Open(a.Path)
@@ -316,24 +318,28 @@ func (c *Client) sendChunked(it *item, newReq func() *pb.AddArtifactsRequest, se
 		return abort(fmt.Errorf("artifact %s: %w", a.Name, err))
 	}
 	defer f.Close()
-	var h hash.Hash
-	if a.SHA256 != "" {
-		h = sha256.New()
-	}
 	numChunks := (a.Size + ChunkSize - 1) / ChunkSize
+	chunks := make(chan *pb.AddArtifactsRequest_ArtifactChunk, 4)
+	var readErr error // set before chunks is closed
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(chunks)
+		readErr = readChunks(f, a, numChunks, func(ch *pb.AddArtifactsRequest_ArtifactChunk) bool {
+			select {
+			case chunks <- ch:
+				return true
+			case <-done:
+				return false
+			}
+		})
+	}()
 	var sent int64
 	for i := int64(0); i < numChunks; i++ {
-		want := min(int64(ChunkSize), a.Size-sent)
-		// A fresh buffer per message: gRPC may hold on to a message after
-		// Send returns.
-		buf := make([]byte, want)
-		if _, err := io.ReadFull(f, buf); err != nil {
-			return abort(fmt.Errorf("artifact %s: reading %s at byte %d of %d (the file shrank?): %w", a.Name, a.Path, sent, a.Size, err))
+		chunk, ok := <-chunks
+		if !ok {
+			return abort(readErr)
 		}
-		if h != nil {
-			h.Write(buf)
-		}
-		chunk := &pb.AddArtifactsRequest_ArtifactChunk{Data: buf, Crc: crc(buf)}
 		req := newReq()
 		if i == 0 {
 			req.Payload = &pb.AddArtifactsRequest_BeginChunk{BeginChunk: &pb.AddArtifactsRequest_BeginChunkedArtifact{
@@ -342,24 +348,49 @@ func (c *Client) sendChunked(it *item, newReq func() *pb.AddArtifactsRequest, se
 		} else {
 			req.Payload = &pb.AddArtifactsRequest_Chunk{Chunk: chunk}
 		}
+		if err := send(req, len(chunk.Data)); err != nil {
+			return err
+		}
+		sent += int64(len(chunk.Data))
+		c.progress(a.Name, sent, a.Size)
+	}
+	return nil
+}
+
+// readChunks reads a's file in chunks and hands them on; it checks the size
+// and the sha256 before handing on the last chunk, so that a server never
+// receives a complete artifact with bytes other than the ones described.
+func readChunks(f *os.File, a Artifact, numChunks int64, emit func(*pb.AddArtifactsRequest_ArtifactChunk) bool) error {
+	var h hash.Hash
+	if a.SHA256 != "" {
+		h = sha256.New()
+	}
+	var read int64
+	for i := int64(0); i < numChunks; i++ {
+		// A fresh buffer per message: gRPC may hold on to a message after
+		// Send returns.
+		buf := make([]byte, min(int64(ChunkSize), a.Size-read))
+		if _, err := io.ReadFull(f, buf); err != nil {
+			return fmt.Errorf("artifact %s: reading %s at byte %d of %d (the file shrank?): %w", a.Name, a.Path, read, a.Size, err)
+		}
+		read += int64(len(buf))
+		if h != nil {
+			h.Write(buf)
+		}
 		if i == numChunks-1 {
-			// Check before the last chunk goes out, so that a server never
-			// holds a complete artifact with the wrong bytes.
 			var one [1]byte
 			if n, _ := f.Read(one[:]); n > 0 {
-				return abort(fmt.Errorf("artifact %s: %s grew beyond %d bytes while being sent", a.Name, a.Path, a.Size))
+				return fmt.Errorf("artifact %s: %s grew beyond %d bytes while being sent", a.Name, a.Path, a.Size)
 			}
 			if h != nil {
 				if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, a.SHA256) {
-					return abort(fmt.Errorf("artifact %s: %s has sha256 %s, want %s (the file changed?)", a.Name, a.Path, got, a.SHA256))
+					return fmt.Errorf("artifact %s: %s has sha256 %s, want %s (the file changed?)", a.Name, a.Path, got, a.SHA256)
 				}
 			}
 		}
-		if err := send(req, len(buf)); err != nil {
-			return err
+		if !emit(&pb.AddArtifactsRequest_ArtifactChunk{Data: buf, Crc: crc(buf)}) {
+			return nil
 		}
-		sent += want
-		c.progress(a.Name, sent, a.Size)
 	}
 	return nil
 }

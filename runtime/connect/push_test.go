@@ -316,6 +316,7 @@ func TestPushRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	c := dial(t, srv.URL())
 	p := writeFile(t, dir, "a.py", []byte("A = 1\n"), 0o644)
+	big := writeFile(t, dir, "big.pex", randomBytes(200<<10, 3), 0o755)
 	for _, tc := range []struct {
 		name string
 		s    connect.Session
@@ -328,6 +329,7 @@ func TestPushRefusesBadInput(t *testing.T) {
 		{"missing file", connect.Session{}, []connect.Artifact{{Name: "pyfiles/b.py", Path: filepath.Join(dir, "b.py")}}, "no such file"},
 		{"wrong size", connect.Session{}, []connect.Artifact{{Name: "pyfiles/a.py", Path: p, Size: 99}}, "changed"},
 		{"wrong digest", connect.Session{}, []connect.Artifact{{Name: "pyfiles/a.py", Path: p, SHA256: strings.Repeat("ab", 32)}}, "sha256"},
+		{"wrong digest, chunked", connect.Session{}, []connect.Artifact{{Name: "files/big.pex", Path: big, SHA256: strings.Repeat("ab", 32)}}, "sha256"},
 	} {
 		_, err := connect.Push(ctx(t), c, tc.s, tc.a...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -56,6 +56,17 @@ func TestWireNumbers(t *testing.T) {
 			`1 { 1: "cache/x" 2 { 1: 1 } } 2: "sid" 3: "ssid"`},
 	}
 	for _, tc := range cases {
+		if _, isMap := tc.m.(*pb.ArtifactStatusesResponse); !isMap {
+			// The pool-free codec must put the same bytes on the wire.
+			bs, err := pb.Codec{}.Marshal(tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			std, _ := proto.Marshal(tc.m)
+			if !bytes.Equal(bs.Materialize(), std) {
+				t.Errorf("%T: pb.Codec and proto.Marshal disagree", tc.m)
+			}
+		}
 		if got, want := decode(tc.m), topLevelSorted(strings.Fields(tc.want)); got != want {
 			t.Errorf("%T on the wire:\n got %s\nwant %s", tc.m, got, tc.want)
 		}

@@ -103,7 +103,6 @@ const (
 // item is one path of one package: what to write, and what was written.
 type item struct {
 	pkg    int
-	seq    int // position in the package, for deterministic precedence
 	kind   itemKind
 	entry  pkg.PathsEntry
 	dest   string // prefix-relative path after noarch mapping
@@ -361,7 +360,7 @@ func (in *installer) plan() ([]*item, error) {
 			if it.dest == "conda-meta" || strings.HasPrefix(it.dest, "conda-meta/") {
 				return fmt.Errorf("install: package %s: path %s is inside conda-meta/, which belongs to the installer", ps.dist, it.dest)
 			}
-			it.pkg, it.seq = pi, len(ps.items)
+			it.pkg = pi
 			ps.items = append(ps.items, it)
 			if it.kind == kindDir {
 				dirs = append(dirs, it)

@@ -689,3 +689,38 @@ func TestHardlinkAcrossDevices(t *testing.T) {
 		t.Errorf("log: %s", log.String())
 	}
 }
+
+func TestLinkLoopsAndFilesBelowFiles(t *testing.T) {
+	t.Parallel()
+	pkgs := t.TempDir()
+	loop := makePkg(t, pkgs, pkgSpec{name: "loop", files: []fileSpec{{path: "a", link: "b"}, {path: "b", link: "a"}}})
+	below := makePkg(t, pkgs, pkgSpec{name: "below", files: []fileSpec{{path: "a/f", data: "x"}}})
+	file := makePkg(t, pkgs, pkgSpec{name: "file", files: []fileSpec{{path: "a", data: "x"}}})
+	nested := makePkg(t, pkgs, pkgSpec{name: "nested", files: []fileSpec{{path: "a/f/g", data: "x"}}})
+	for _, c := range []struct {
+		pkgs []Package
+		want string
+	}{
+		{[]Package{loop, below}, "too many levels of symbolic links"},
+		{[]Package{file, nested}, "needs a to be a directory"},
+	} {
+		out := t.TempDir()
+		_, err := Install(context.Background(), filepath.Join(out, "env"), c.pkgs, Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err = %v, want %q", err, c.want)
+		}
+		noLeftovers(t, out)
+	}
+	// The later package wins when a file replaces a link to a directory.
+	env := filepath.Join(t.TempDir(), "env")
+	rep, err := Install(context.Background(), env, []Package{loop, file}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Clobbered) != 1 || rep.Clobbered[0].Path != "a" {
+		t.Fatalf("clobbered %+v", rep.Clobbered)
+	}
+	if fi, err := os.Lstat(filepath.Join(env, "a")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a: %v %v", fi, err)
+	}
+}

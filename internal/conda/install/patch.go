@@ -16,11 +16,11 @@ func patchText(data []byte, placeholder, prefix string) []byte {
 	return bytes.ReplaceAll(data, []byte(placeholder), []byte(prefix))
 }
 
-// errPrefixTooLong is returned by patchBinary when the new prefix does not
+// prefixTooLongError is returned by patchBinary when the new prefix does not
 // fit in the space of the placeholder.
-type errPrefixTooLong struct{ prefix, placeholder int }
+type prefixTooLongError struct{ prefix, placeholder int }
 
-func (e errPrefixTooLong) Error() string {
+func (e prefixTooLongError) Error() string {
 	return fmt.Sprintf("target prefix (%d bytes) is longer than the binary placeholder (%d bytes); binary files can only be relocated to a prefix of at most %d bytes", e.prefix, e.placeholder, e.placeholder)
 }
 
@@ -42,7 +42,7 @@ func patchBinary(data []byte, placeholder, prefix string) (bool, error) {
 		return false, nil
 	}
 	if len(prefix) > len(ph) {
-		return false, errPrefixTooLong{len(prefix), len(ph)}
+		return false, prefixTooLongError{len(prefix), len(ph)}
 	}
 	np := []byte(prefix)
 	var seg []byte

@@ -34,7 +34,7 @@ func TestPatchBinary(t *testing.T) {
 		})
 	}
 	_, err := patchBinary([]byte("a"+ph+"\x00"), ph, ph+"/more")
-	var tooLong errPrefixTooLong
+	var tooLong prefixTooLongError
 	if !errors.As(err, &tooLong) {
 		t.Fatalf("longer prefix: err = %v", err)
 	}

@@ -198,7 +198,7 @@ func TestVersionSpecMatchesRattler(t *testing.T) {
 	slices.SortFunc(order, func(a, b int) int { return parsed[a].Compare(parsed[b]) })
 	g := &specGen{rng: rng, versions: versions}
 
-	n := 9000
+	n := 12000
 	if testing.Short() {
 		n = 1500
 	}
@@ -210,6 +210,20 @@ func TestVersionSpecMatchesRattler(t *testing.T) {
 		for range 3 {
 			j := min(len(order)-1, max(0, k+rng.IntN(9)-4))
 			items = append(items, item{spec, versions[order[j]]})
+		}
+	}
+	// Local versions are rare in the corpus: try every operator on each.
+	for _, v := range versions {
+		base, _, ok := strings.Cut(v, "+")
+		if !ok {
+			continue
+		}
+		cands := []string{v, base, base + ".0", base + ".1", base + "+0", base + "+zz1"}
+		for _, spec := range []string{"==" + v, "!=" + v, "<" + v, "<=" + v, ">" + v, ">=" + v, "~=" + v, v + ".*",
+			"!=" + v + ".*", base + ".*", "=" + base, "~=" + base, ">=" + base + ",<" + v + "|==" + base + ".0"} {
+			for _, c := range cands {
+				items = append(items, item{spec, c})
+			}
 		}
 	}
 	reqs := make([]oracle.MatchRequest, 0, 2*len(items))

@@ -257,7 +257,7 @@ func TestConformance(t *testing.T) {
 
 func compareWithRattler(t *testing.T, cases []conformanceCase) {
 	o := oracle.ForTest(t)
-	agree, full, crashed := 0, 0, 0
+	agree, full, crashed, unsat := 0, 0, 0, 0
 	for _, c := range cases {
 		var snaps []*snapshot
 		for _, f := range c.channels {
@@ -291,6 +291,7 @@ func compareWithRattler(t *testing.T, cases []conformanceCase) {
 				t.Logf("both unsatisfiable.\nsparkenv: %v\nrattler: %v", err, rerr)
 				agree++
 				full++
+				unsat++
 				return
 			}
 			mine := map[string]repodata.Record{}
@@ -328,7 +329,8 @@ func compareWithRattler(t *testing.T, cases []conformanceCase) {
 			}
 		})
 	}
-	t.Logf("%d requests: requested versions agree in %d, whole solutions identical in %d, rattler crashed on %d", len(cases), agree, full, crashed)
+	t.Logf("%d requests (%d unsatisfiable for both): requested versions agree in %d, whole solutions identical in %d, rattler crashed on %d",
+		len(cases), unsat, agree, full, crashed)
 }
 
 // TestConformanceRandom compares random requests on conda-index4: one to
@@ -360,7 +362,7 @@ func TestConformanceRandom(t *testing.T) {
 	}
 	sort.Strings(names)
 	var cases []conformanceCase
-	for len(cases) < 40 {
+	for len(cases) < 80 {
 		var specs []string
 		used := map[string]bool{}
 		for range 1 + rng.IntN(3) {

@@ -324,6 +324,18 @@ func (s *solver) compareDeps(a, b *cand) int {
 	return cmp.Compare(score, 0)
 }
 
+// match tests a candidate against a spec. A record without a channel of
+// its own belongs to the channel it was given in, so that "name::pkg"
+// specs work on plain repodata records.
+func (s *solver) match(m *matchspec.MatchSpec, c *cand) bool {
+	if m.Channel != "" && c.rec.Channel == "" && c.channel >= 0 && c.channel < len(s.r.Channels) {
+		rec := *c.rec
+		rec.Channel = s.r.Channels[c.channel].Name
+		return m.MatchesParsed(&rec, c.ver)
+	}
+	return m.MatchesParsed(c.rec, c.ver)
+}
+
 // bestAllowed is the highest version among the candidates a dependency
 // accepts.
 func (s *solver) bestAllowed(m *matchspec.MatchSpec, key string) (version.Version, bool) {
@@ -332,7 +344,7 @@ func (s *solver) bestAllowed(m *matchspec.MatchSpec, key string) (version.Versio
 	}
 	var best version.Version
 	for _, c := range s.cands(m.Name) {
-		if m.MatchesParsed(c.rec, c.ver) && (best.IsZero() || c.ver.Compare(best) > 0) {
+		if s.match(m, c) && (best.IsZero() || c.ver.Compare(best) > 0) {
 			best = c.ver
 		}
 	}
@@ -388,14 +400,14 @@ func (s *solver) candidates(m *matchspec.MatchSpec, key string) []int {
 		sort.Strings(names)
 		for _, n := range names {
 			for _, v := range s.varsOf(n) {
-				if m.MatchesParsed(s.vars[v].rec, s.vars[v].ver) {
+				if s.match(m, s.vars[v]) {
 					out = append(out, v)
 				}
 			}
 		}
 	} else {
 		for _, v := range s.varsOf(m.Name) {
-			if m.MatchesParsed(s.vars[v].rec, s.vars[v].ver) {
+			if s.match(m, s.vars[v]) {
 				out = append(out, v)
 			}
 		}
@@ -472,7 +484,7 @@ func (s *solver) build() {
 			// A constraint only matters when its package is installed; it is
 			// never installed unless it is in the closure.
 			for _, u := range s.names[m.Name] {
-				if !m.MatchesParsed(s.vars[u].rec, s.vars[u].ver) {
+				if !s.match(m, s.vars[u]) {
 					s.clauses++
 					s.sat.addClause([]lit{negLit(v), negLit(u)})
 				}

@@ -115,6 +115,12 @@ func TestChannelPriorityAndFeatures(t *testing.T) {
 	if got := solved(t, Request{Channels: chs, Specs: specs(t, "x"), ChannelPriority: Flexible}); got["x"] != "2.0" {
 		t.Errorf("flexible: %v", got)
 	}
+	if got := solved(t, Request{Channels: chs, Specs: specs(t, "second::x"), ChannelPriority: Flexible}); got["x"] != "2.0" {
+		t.Errorf("second::x: %v", got)
+	}
+	if got := solved(t, Request{Channels: chs, Specs: specs(t, "first::x"), ChannelPriority: Flexible}); got["x"] != "1.0" {
+		t.Errorf("first::x: %v", got)
+	}
 	feat := pkg("z", "2.0", 0)
 	feat.TrackFeatures = "debug"
 	if got := solved(t, Request{Channels: one(feat, pkg("z", "1.0", 0)), Specs: specs(t, "z")}); got["z"] != "1.0" {

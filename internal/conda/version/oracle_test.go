@@ -69,6 +69,19 @@ func TestOrderMatchesRattler(t *testing.T) {
 	// The equality and local-version cases conda documents.
 	pairs = append(pairs, [2]string{"1.0", "1.0.0"}, [2]string{"1.0.1_", "1.0.1a"}, [2]string{"1.0+1", "1.0"},
 		[2]string{"1.1dev1", "1.1_"}, [2]string{"1!0.1", "2.0"}, [2]string{"1.0post1", "1.0.1"})
+	// Local versions are rare in the corpus: compare all of them, their
+	// public parts and variants with each other.
+	var locals []string
+	for _, v := range versions {
+		if base, _, ok := strings.Cut(v, "+"); ok {
+			locals = append(locals, v, base, base+".0", base+"+0", base+"+zz1")
+		}
+	}
+	for _, a := range locals {
+		for _, b := range locals {
+			pairs = append(pairs, [2]string{a, b})
+		}
+	}
 	got, err := o.Compare(pairs)
 	if err != nil {
 		t.Fatal(err)

@@ -320,14 +320,15 @@ func equalParts(a, b []component) bool { return compareParts(a, b) == 0 }
 // StartsWith reports whether v matches the prefix p the way the fuzzy specs
 // "p.*" and "=p" do (CEP 29): every component of p equals the component of v
 // at the same place, a missing component of v counting as 0. The epoch is a
-// component too. When p has a local part, the version parts must be equal
-// and the local parts are compared that way; otherwise v's local part is
-// ignored. So "1.2.*" matches 1.2, 1.2.3 and 1.2.0dev but not 1.2a or 1.20.
+// component too. When p has a local part, v's local part must start with
+// it the same way; otherwise v's local part is ignored. So "1.2.*" matches
+// 1.2, 1.2.3 and 1.2.0dev but not 1.2a or 1.20, and "1.2+3.*" matches
+// 1.2.5+3 but not 1.2.5 (rattler agrees on all of these).
 func (v Version) StartsWith(p Version) bool {
-	if len(p.local) > 0 {
-		return equalParts(v.parts, p.parts) && prefixParts(v.local, p.local)
+	if !prefixParts(v.parts, p.parts) {
+		return false
 	}
-	return prefixParts(v.parts, p.parts)
+	return len(p.local) == 0 || prefixParts(v.local, p.local)
 }
 
 func prefixParts(a, p []component) bool {
@@ -346,12 +347,13 @@ func prefixParts(a, p []component) bool {
 // CompatibleWith reports whether v satisfies the compatible-release spec
 // "~=base": v >= base and v starts with base without its last component
 // (CEP 29: "~=0.5.3" is ">=0.5.3,0.5.*"). For a one-component base only the
-// epoch has to match.
+// epoch has to match. A local part stays on the shortened base, as in
+// rattler: "~=3.15.0+b1" needs the local part to start with b1.
 func (v Version) CompatibleWith(base Version) bool {
 	if v.Compare(base) < 0 || len(base.parts) == 0 {
 		return false
 	}
-	return prefixParts(v.parts, base.parts[:len(base.parts)-1])
+	return v.StartsWith(Version{parts: base.parts[:len(base.parts)-1], local: base.local})
 }
 
 // Normalized renders the parse the way conda prints VersionOrder.version:

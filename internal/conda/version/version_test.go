@@ -100,7 +100,7 @@ func TestStartsWithCompatible(t *testing.T) {
 		{"1.2", "1.2", true}, {"1.2.3", "1.2", true}, {"1.20", "1.2", false},
 		{"1.2a", "1.2", false}, {"1", "1.2", false}, {"1", "1.0", true}, {"1.2.3rc1", "1.2.3r", false},
 		{"1.2.3", "1.2.3r", false}, {"2.1", "1", false}, {"1.2+3.1", "1.2+3", true},
-		{"1.3+3", "1.2+3", false}, {"1.2+3", "1.2", true}, {"1.2", "1.2+3", false},
+		{"1.3+3", "1.2+3", false}, {"1.2+3", "1.2", true}, {"1.2", "1.2+3", false}, {"1.2.5+3", "1.2+3", true}, {"1.2.5", "1.2+3", false},
 		{"1!1.2", "1.2", false}, {"1.2.0dev", "1.2", true},
 	}
 	for _, c := range cases {
@@ -115,6 +115,8 @@ func TestStartsWithCompatible(t *testing.T) {
 		{"1.2.3", "1.2.3", true}, {"1.2.9", "1.2.3", true}, {"1.3", "1.2.3", false},
 		{"1.2.2", "1.2.3", false}, {"1.9", "1.2", true}, {"2.0", "1.2", false}, {"5", "4", true}, {"1!5", "4", false},
 		{"1.2.3rc1", "1.2", true}, {"1.2.3", "1.2.3rc1", true},
+		{"3.15", "3.15.0.0+boost170", false}, {"3.15.0.0+boost170", "3.15.0.0+boost170", true}, {"3.15.0.1", "3.15.0.0+boost170", false},
+		{"0.5.3+git1", "0.5.3+git1", true}, {"0.5.4+git1", "0.5.3+git1", true}, {"0.6+git1", "0.5.3+git1", false},
 	}
 	for _, c := range compat {
 		if got := MustParse(c.v).CompatibleWith(MustParse(c.b)); got != c.want {

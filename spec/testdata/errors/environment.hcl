@@ -29,3 +29,14 @@ environment "specs" {
 environment "incomplete" { # ERROR: Missing required argument
   channels = ["conda-forge"]
 }
+
+variable "prefix" {
+  type    = string
+  default = null
+}
+
+environment "nulls" {
+  platform = null # ERROR: Missing required argument
+  channels = ["conda-forge"]
+  prefix   = var.prefix
+}

@@ -12,7 +12,7 @@ variable "given" {
 }
 
 variable "zone" {
-  type = strin # ERROR: Invalid type specification
+  type = strin # ERROR: Invalid type specification | Did you mean "string"?
 }
 
 locals {

@@ -14,7 +14,7 @@ if (!dir) {
   process.stderr.write("usage: node oracle.cjs RATTLER_PACKAGE_DIR\n");
   process.exit(2);
 }
-const rattler = require(path.join(dir, "dist", "rattler.node.cjs"));
+const rattler = require(path.resolve(dir, "dist", "rattler.node.cjs"));
 
 const specCache = new Map();
 function versionSpec(spec, mode) {
