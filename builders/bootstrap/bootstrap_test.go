@@ -3,6 +3,8 @@ package bootstrap
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -116,6 +118,10 @@ func sparkenvBinary(t *testing.T) string {
 	}
 	return shared.bin
 }
+
+// mountMu keeps the tests that mount the shared image at its one mount
+// point from overlapping; they still run beside the other tests.
+var mountMu sync.Mutex
 
 func needFuse(t *testing.T) {
 	t.Helper()
@@ -311,7 +317,10 @@ func pyImport(t *testing.T, prefix string) {
 }
 
 func TestImageModeMountsAndIsIdempotent(t *testing.T) {
+	t.Parallel()
 	needFuse(t)
+	mountMu.Lock()
+	defer mountMu.Unlock()
 	img, mnt := sharedImage(t)
 	main := img.Metadata["main"]
 	f, _ := img.Manifest.Lookup(main)
@@ -324,6 +333,26 @@ func TestImageModeMountsAndIsIdempotent(t *testing.T) {
 	}}})
 	out, _ := build(t, &Config{Image: img.Address, Via: via.Address}, img, via)
 
+	t.Run("auto", func(t *testing.T) {
+		// A loop mount where the kernel allows it, squashfuse otherwise;
+		// fstab records the method used.
+		root := t.TempDir()
+		t.Cleanup(func() { unmountAll(mnt) })
+		log, err := run(t, filepath.Join(out, ScriptName[Yandex]), root)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log)
+		}
+		pyImport(t, mnt)
+		image := filepath.Join(root, "var", "lib", "sparkenv", "images", f.SHA256[:12]+".sqfs")
+		want := image + " " + mnt + " fuse.squashfuse ro,allow_other,nofail 0 0\n"
+		if strings.Contains(log, "(loop)") {
+			want = image + " " + mnt + " squashfs ro,loop,nofail 0 0\n"
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "etc", "fstab")); string(b) != want {
+			t.Fatalf("fstab:\n%s\nwant:\n%s\nlog:\n%s", b, want, log)
+		}
+		t.Logf("auto:\n%s", log)
+	})
 	for _, pl := range Platforms {
 		t.Run(pl, func(t *testing.T) {
 			script := filepath.Join(out, ScriptName[pl])
@@ -379,7 +408,10 @@ func TestImageModeMountsAndIsIdempotent(t *testing.T) {
 }
 
 func TestImageModeRefusesAWrongChecksum(t *testing.T) {
+	t.Parallel()
 	needFuse(t)
+	mountMu.Lock()
+	defer mountMu.Unlock()
 	img, mnt := sharedImage(t)
 	main := img.Metadata["main"]
 	f, _ := img.Manifest.Lookup(main)
@@ -415,7 +447,10 @@ func TestImageModeRefusesAWrongChecksum(t *testing.T) {
 }
 
 func TestImageModeRefusesANonEmptyMountPoint(t *testing.T) {
+	t.Parallel()
 	needFuse(t)
+	mountMu.Lock()
+	defer mountMu.Unlock()
 	img, mnt := sharedImage(t)
 	main := img.Metadata["main"]
 	f, _ := img.Manifest.Lookup(main)
@@ -480,6 +515,7 @@ func channelSetup(t *testing.T, prefix string) (out string, srv *server, pkgPath
 }
 
 func TestChannelModeInstallsWithSparkenv(t *testing.T) {
+	t.Parallel()
 	prefix := filepath.Join(t.TempDir(), "env")
 	out, srv, _ := channelSetup(t, prefix)
 
@@ -490,6 +526,23 @@ func TestChannelModeInstallsWithSparkenv(t *testing.T) {
 	for _, l := range strings.Split(string(explicit), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") && l != "@EXPLICIT" && (!strings.HasPrefix(l, srv.URL+"/repo/mirror/linux-64/") && !strings.HasPrefix(l, srv.URL+"/repo/mirror/noarch/") || !strings.Contains(l, "#sha256:")) {
 			t.Fatalf("explicit line %q does not point at the mirror with a digest", l)
+		}
+	}
+	// Every rewritten URL serves the locked bytes.
+	for _, l := range strings.Split(string(explicit), "\n") {
+		u, sum, ok := strings.Cut(l, "#sha256:")
+		if !ok {
+			continue
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if got := hex.EncodeToString(h.Sum(nil)); resp.StatusCode != 200 || got != sum {
+			t.Fatalf("%s: status %d, sha256 %s, explicit file says %s", u, resp.StatusCode, got, sum)
 		}
 	}
 	lf, err := lock.Read(filepath.Join(out, "ml.lock.json"))
@@ -509,9 +562,13 @@ func TestChannelModeInstallsWithSparkenv(t *testing.T) {
 				p = filepath.Join(t.TempDir(), "other")
 			}
 			root := t.TempDir()
-			log, err := run(t, filepath.Join(out, ScriptName[pl]), root, "SPARKENV_PREFIX="+p)
+			// No conda here: auto picks the sparkenv binary.
+			log, err := run(t, filepath.Join(out, ScriptName[pl]), root, "SPARKENV_PREFIX="+p, "SPARKENV_INSTALLER=auto")
 			if err != nil {
 				t.Fatalf("%v\n%s", err, log)
+			}
+			if !strings.Contains(log, "installed environment ml into "+p+" (sparkenv)") {
+				t.Fatalf("log:\n%s", log)
 			}
 			pyImport(t, p)
 			if _, err := os.Stat(filepath.Join(root, "var", "lib", "sparkenv", "tmp", "ml", "pkgs")); !os.IsNotExist(err) {
@@ -526,6 +583,7 @@ func TestChannelModeInstallsWithSparkenv(t *testing.T) {
 }
 
 func TestChannelModeFailsOnATamperedPackage(t *testing.T) {
+	t.Parallel()
 	prefix := filepath.Join(t.TempDir(), "env")
 	out, srv, pkgPath := channelSetup(t, prefix)
 	srv.tamper(pkgPath)
@@ -543,6 +601,7 @@ func TestChannelModeFailsOnATamperedPackage(t *testing.T) {
 }
 
 func TestBuildIsDeterministicAndComplete(t *testing.T) {
+	t.Parallel()
 	img := builders.Input{Address: "target.squashfs.image", Kind: "squashfs", Name: "image", Dir: t.TempDir(),
 		Manifest: artifact.Manifest{Files: []artifact.File{{Path: "image.sqfs", SHA256: strings.Repeat("ab", 32), Size: 42}}},
 		Metadata: map[string]string{"main": "image.sqfs", "mount_point": "/opt/conda"}}
@@ -595,6 +654,7 @@ func TestBuildIsDeterministicAndComplete(t *testing.T) {
 }
 
 func TestShellcheck(t *testing.T) {
+	t.Parallel()
 	sc := testutil.Tool(t, "shellcheck")
 	img := builders.Input{Address: "target.squashfs.image", Kind: "squashfs", Name: "image", Dir: t.TempDir(),
 		Manifest: artifact.Manifest{Files: []artifact.File{{Path: "image.sqfs", SHA256: strings.Repeat("cd", 32), Size: 1}}},
@@ -620,6 +680,7 @@ func TestShellcheck(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	ok := []*Config{
 		{Image: "target.squashfs.image", Via: "publish.s3.repo"},
 		{Mirror: "target.conda_mirror.repo", Environment: "environment.ml", Via: "publish.s3.repo", Installer: "auto", Prefix: "/opt/x"},
@@ -655,6 +716,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRewriteChecksTheMirror(t *testing.T) {
+	t.Parallel()
 	env := &lock.Environment{Platform: "linux-64", Channels: []string{"conda-forge"}, Packages: []repodataRecord{
 		{Name: "a", Version: "1", URL: "https://conda.anaconda.org/conda-forge/linux-64/a-1-0.conda", SHA256: strings.Repeat("11", 32)},
 		{Name: "b", Version: "2", Subdir: "noarch", FileName: "b-2-0.tar.bz2", URL: "file:///ch/noarch/b-2-0.tar.bz2", SHA256: strings.Repeat("22", 32)},

@@ -13,15 +13,22 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/internal/conda/fixture"
 )
 
 func TestMain(m *testing.M) {
+	defer func() {
+		if channelDir != "" {
+			os.RemoveAll(channelDir)
+		}
+	}()
 	testscript.Main(m, map[string]func(){
 		"sparkenv": func() {
 			// A kind that exists only in these tests: it sleeps, so a
@@ -48,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"nofile":    cmdNoFile,
 			"samebytes": cmdSameBytes,
 			"freeport":  cmdFreePort,
+			"mkchannel": cmdMkChannel,
 			"httpget":   cmdHTTPGet,
 		},
 	})
@@ -140,6 +148,27 @@ func cmdSameBytes(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s and %s: same=%v", args[0], args[1], !neg)
 	}
 }
+
+// mkchannel DIR writes the quickstart conda channel (python from pyenv,
+// noarch libraries, placeholder packages), once per test binary, copied.
+func cmdMkChannel(ts *testscript.TestScript, neg bool, args []string) {
+	channelOnce.Do(func() {
+		channelDir, channelErr = os.MkdirTemp("", "sparkenv-channel-")
+		if channelErr == nil {
+			channelErr = fixture.QuickstartChannel(context.Background(), channelDir)
+		}
+	})
+	if channelErr != nil {
+		ts.Fatalf("mkchannel: %v", channelErr)
+	}
+	ts.Check(exec.Command("cp", "-r", channelDir, ts.MkAbs(args[0])).Run())
+}
+
+var (
+	channelOnce sync.Once
+	channelDir  string
+	channelErr  error
+)
 
 // freeport VAR sets VAR to a free loopback port.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {

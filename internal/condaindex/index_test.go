@@ -3,6 +3,9 @@ package condaindex
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"net/http"
@@ -394,5 +397,28 @@ func TestRattlerSolvesIndexedChannel(t *testing.T) {
 	sort.Strings(want)
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("rattler's solution (-want +got):\n%s", d)
+	}
+}
+
+func TestHashFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, splitAbove - 1, splitAbove, 1 << 20, 1<<20 + 1, 3<<20 + 12345} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + i>>9)
+		}
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := HashFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, m := sha256.Sum256(data), md5.Sum(data)
+		if d.SHA256 != hex.EncodeToString(s[:]) || d.MD5 != hex.EncodeToString(m[:]) || d.Size != int64(size) {
+			t.Errorf("size %d: %+v", size, d)
+		}
 	}
 }

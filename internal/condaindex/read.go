@@ -47,20 +47,37 @@ func HashFile(path string) (Digests, error) {
 	return hashReader(path, f)
 }
 
+// splitAbove is the chunk size from which md5 and sha256 of one chunk run
+// on two cores: md5 is the slower of the two and cannot be parallelized
+// within itself, so a large package is hashed in about md5's time alone.
+const splitAbove = 256 << 10
+
 func hashReader(path string, r io.Reader) (Digests, error) {
 	h256, h5 := sha256.New(), md5.New()
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
 	buf := *bp
 	var n int64
+	var wg sync.WaitGroup
 	for {
-		k, err := r.Read(buf)
+		k, err := io.ReadFull(r, buf)
 		if k > 0 {
-			h256.Write(buf[:k])
-			h5.Write(buf[:k])
+			chunk := buf[:k]
+			if k >= splitAbove {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					h5.Write(chunk)
+				}()
+				h256.Write(chunk)
+				wg.Wait()
+			} else {
+				h256.Write(chunk)
+				h5.Write(chunk)
+			}
 			n += int64(k)
 		}
-		if err == io.EOF {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
 		if err != nil {

@@ -128,7 +128,10 @@ func (c *Client) pushGroup(ctx context.Context, s Session, items []*item, res *P
 			if errors.As(err, &local) {
 				return local.err
 			}
-			st, _ := status.FromError(err)
+			st, ok := status.FromError(err)
+			if !ok {
+				return fmt.Errorf("spark connect %s: push %s: %w", c.cs.Addr(), names(pending), err)
+			}
 			switch st.Code() {
 			case codes.Unavailable:
 				if pending[0].out.Attempts >= c.o.retry.Attempts {
