@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -528,7 +529,7 @@ func Rewrite(env *lock.Environment, root string, mirror builders.Input) (*lock.E
 		if subdir == "" {
 			subdir = path.Base(path.Dir(r.URL))
 		}
-		if fn == "" || fn == "." || fn == "/" || strings.ContainsAny(fn, "/#?") || subdir == "" || subdir == "." || subdir == "/" || strings.ContainsAny(subdir, "/#?") {
+		if !subdirName.MatchString(subdir) || !packageFile.MatchString(fn) {
 			return nil, fmt.Errorf("package %s %s: cannot tell its subdir and file name from %q", r.Name, r.Version, r.URL)
 		}
 		key := subdir + "/" + fn
@@ -555,6 +556,11 @@ func Rewrite(env *lock.Environment, root string, mirror builders.Input) (*lock.E
 	}
 	return &out, nil
 }
+
+var (
+	subdirName  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	packageFile = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+!-]*\.(conda|tar\.bz2)$`)
+)
 
 func sha(b []byte) string {
 	s := sha256.Sum256(b)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/condamirror"
 	"github.com/sparkenv/sparkenv/builders/squashfs"
 	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/conda/engine"
@@ -180,9 +181,9 @@ func buildImage(res *lock.Resolved, pkgs string) (builders.Input, string, error)
 	}
 	req := &builders.Request{
 		Address: "target.squashfs.image", Name: "image",
-		Config:  &squashfs.Config{Environment: "environment.ml", MountPoint: mnt},
-		Inputs:  []builders.Input{{Address: "environment.ml", Kind: "environment", Name: "ml", Dir: dirs["env"]}},
-		OutDir:  dirs["out"], TempDir: dirs["tmp"], Log: io.Discard,
+		Config: &squashfs.Config{Environment: "environment.ml", MountPoint: mnt},
+		Inputs: []builders.Input{{Address: "environment.ml", Kind: "environment", Name: "ml", Dir: dirs["env"]}},
+		OutDir: dirs["out"], TempDir: dirs["tmp"], Log: io.Discard,
 		Runner:          &execx.Runner{Env: os.Environ()},
 		PackageCacheDir: pkgs, Jobs: 2,
 	}
@@ -476,17 +477,112 @@ func TestImageModeRefusesANonEmptyMountPoint(t *testing.T) {
 	}
 }
 
-// channelSetup serves the fixture channel as the published mirror and the
-// sparkenv binary beside it.
+// tinyImage is a small squashfs image for mnt that holds one file.
+func tinyImage(t *testing.T, mnt string) builders.Input {
+	t.Helper()
+	mksquashfs := testutil.Tool(t, "mksquashfs")
+	src, dir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "marker"), []byte("older image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mksquashfs, src, filepath.Join(dir, "old.sqfs"), "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	m, err := artifact.Scan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return builders.Input{Address: "target.squashfs.old", Kind: "squashfs", Name: "old", Dir: dir, Manifest: m,
+		Metadata: map[string]string{"main": "old.sqfs", "mount_point": mnt}}
+}
+
+// imageScript serves img and writes the bootstrap scripts for it.
+func imageScript(t *testing.T, srv *server, img builders.Input, platform string) string {
+	t.Helper()
+	main := img.Metadata["main"]
+	f, _ := img.Manifest.Lookup(main)
+	u := srv.serve("/"+img.Name+"/"+publishers.ContentName(main, f.SHA256), filepath.Join(img.Dir, main))
+	via := receiptInput(t, publishers.Receipt{Items: []publishers.ReceiptItem{{Target: img.Address,
+		Files: []publishers.PublishedFile{{Path: main, SHA256: f.SHA256, Size: f.Size, URLs: map[string]string{"https": u}}}}}})
+	out, _ := build(t, &Config{Image: img.Address, Via: via.Address, Platforms: []string{platform}}, img, via)
+	return filepath.Join(out, ScriptName[platform])
+}
+
+func TestImageModeReplacesItsOwnImageOnly(t *testing.T) {
+	t.Parallel()
+	needFuse(t)
+	mountMu.Lock()
+	defer mountMu.Unlock()
+	img, mnt := sharedImage(t)
+	old := tinyImage(t, mnt)
+	srv := newServer(t)
+	oldScript := imageScript(t, srv, old, Dataproc)
+	newScript := imageScript(t, srv, img, Dataproc)
+	t.Cleanup(func() { unmountAll(mnt) })
+
+	// A mount that is not ours is left alone.
+	oldFile := filepath.Join(old.Dir, "old.sqfs")
+	if out, err := exec.Command("squashfuse", oldFile, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	log, err := run(t, newScript, t.TempDir(), "SPARKENV_MOUNT=squashfuse")
+	if err == nil || !strings.Contains(log, mnt+" is already a mount point of") {
+		t.Fatalf("mounted over a foreign mount (%v):\n%s", err, log)
+	}
+	if n := mountsAt(t, mnt); n != 1 {
+		t.Fatalf("%d mounts at %s", n, mnt)
+	}
+	unmountAll(mnt)
+
+	// An earlier image of the script gives way to the new one, in fstab too.
+	root := t.TempDir()
+	if log, err := run(t, oldScript, root, "SPARKENV_MOUNT=squashfuse"); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "marker")); err != nil || string(b) != "older image\n" {
+		t.Fatalf("old image not mounted: %q %v", b, err)
+	}
+	log, err = run(t, newScript, root, "SPARKENV_MOUNT=squashfuse")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if !strings.Contains(log, "replacing the image") {
+		t.Fatalf("log:\n%s", log)
+	}
+	pyImport(t, mnt)
+	if n := mountsAt(t, mnt); n != 1 {
+		t.Fatalf("%d mounts at %s", n, mnt)
+	}
+	f, _ := img.Manifest.Lookup(img.Metadata["main"])
+	want := filepath.Join(root, "var", "lib", "sparkenv", "images", f.SHA256[:12]+".sqfs") + " " + mnt + " fuse.squashfuse ro,allow_other,nofail 0 0\n"
+	if b, _ := os.ReadFile(filepath.Join(root, "etc", "fstab")); string(b) != want {
+		t.Fatalf("fstab:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// channelSetup builds a conda mirror of the environment, serves it as the
+// published mirror and the sparkenv binary beside it.
 func channelSetup(t *testing.T, prefix string) (out string, srv *server, pkgPath string) {
 	t.Helper()
-	res, _, channel := lockedEnv(t)
+	res, pkgs, _ := lockedEnv(t)
 	bin := sparkenvBinary(t)
-	srv = newServer(t)
+	mreq := &builders.Request{
+		Address: "target.conda_mirror.repo", Name: "repo",
+		Config: &condamirror.Config{Environments: []string{"environment.ml"}},
+		Inputs: []builders.Input{envInput(t, res)},
+		OutDir: t.TempDir(), TempDir: t.TempDir(), Log: io.Discard,
+		Runner: &execx.Runner{Env: os.Environ()}, PackageCacheDir: pkgs, Jobs: 2,
+	}
+	mres, err := condamirror.New().Build(context.Background(), mreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := mreq.OutDir
 	mirror, err := artifact.Scan(channel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv = newServer(t)
 	for _, f := range mirror.Files {
 		srv.serve("/repo/mirror/"+f.Path, filepath.Join(channel, filepath.FromSlash(f.Path)))
 	}
@@ -495,7 +591,7 @@ func channelSetup(t *testing.T, prefix string) (out string, srv *server, pkgPath
 		t.Fatal(err)
 	}
 	binURL := srv.serve("/repo/tools/sparkenv-"+binSum[:12], bin)
-	mirrorIn := builders.Input{Address: "target.conda_mirror.repo", Kind: "conda_mirror", Name: "repo", Dir: channel, Manifest: mirror}
+	mirrorIn := builders.Input{Address: "target.conda_mirror.repo", Kind: "conda_mirror", Name: "repo", Dir: channel, Manifest: mirror, Metadata: mres.Metadata}
 	via := receiptInput(t, publishers.Receipt{Items: []publishers.ReceiptItem{
 		{Target: mirrorIn.Address, Root: map[string]string{"https": srv.URL + "/repo/mirror/"}},
 		{Target: "target.tool.sparkenv", Files: []publishers.PublishedFile{{Path: "sparkenv", SHA256: binSum, Size: binSize,

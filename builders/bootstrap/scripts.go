@@ -27,10 +27,9 @@ var platformInfos = map[string]platformInfo{
 		Runs: `# Yandex Data Proc runs initialization actions as root on every node when it
 # first boots, nodes added by autoscaling included. A failing action fails
 # the node, so every step says what it was doing and re-runs are safe.`,
-		Role: `ROLE=unknown
-if [ -r "$SPARKENV_ROOT/etc/yandex/dataproc/node-role" ]; then
-  ROLE=$(head -n1 "$SPARKENV_ROOT/etc/yandex/dataproc/node-role")
-fi`,
+		// Subclusters (master, data, compute) get the same script and no
+		// role is handed to it.
+		Role: `ROLE=unknown`,
 	},
 	Dataproc: {
 		Name:  Dataproc,
@@ -228,7 +227,7 @@ verify() {
 }
 
 {{.Platform.Role}}
-say "platform $PLATFORM, node role $ROLE, running as $(id -un 2>/dev/null || id -u)"
+say "platform $PLATFORM, host $(hostname 2>/dev/null || echo unknown), node role $ROLE, running as $(id -un 2>/dev/null || id -u)"
 
 as_root mkdir -p "$STATE_DIR"
 STATE_DIR=$(realpath -m -- "$STATE_DIR")

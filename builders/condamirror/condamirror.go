@@ -113,10 +113,14 @@ func (*Builder) Inputs(cfg any, baseDir string) ([]string, error) {
 }
 
 func sourcePrefix(c *Config, baseDir string) string {
-	if filepath.IsAbs(c.SourcePrefix) || baseDir == "" {
-		return filepath.Clean(c.SourcePrefix)
+	p := c.SourcePrefix
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(baseDir, p)
 	}
-	return filepath.Join(baseDir, c.SourcePrefix)
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 // listCache returns the package archives of <prefix>/pkgs, sorted, and the
@@ -147,10 +151,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	if err := b.Validate(c, req.BaseDir); err != nil {
 		return nil, err
 	}
-	log := req.Log
-	if log == nil {
-		log = io.Discard
-	}
+	log := logOf(req)
 	var pkgs []condaindex.Package
 	var err error
 	if c.SourcePrefix != "" {
@@ -181,6 +182,13 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		"subdirs":              strings.Join(list, ","),
 		"packages":             strconv.Itoa(len(pkgs)),
 	}}, nil
+}
+
+func logOf(req *builders.Request) io.Writer {
+	if req.Log == nil {
+		return io.Discard
+	}
+	return req.Log
 }
 
 var subdirName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -221,6 +229,9 @@ func mirrorEnvironments(ctx context.Context, req *builders.Request, addrs []stri
 		res, err := condaenv.Resolved(req, addr)
 		if err != nil {
 			return nil, err
+		}
+		if n := len(res.Environment.Pip); n > 0 {
+			fmt.Fprintf(logOf(req), "%s: its %d pip wheels are not conda packages and stay out of the mirror\n", addr, n)
 		}
 		for _, r := range res.Environment.Packages {
 			sd, fn, err := placement(&r)

@@ -374,6 +374,30 @@ func TestCaptureInstallation(t *testing.T) {
 	}
 }
 
+func TestConflictsAndMissingInputs(t *testing.T) {
+	_, pkgs, envs := setup(t)
+	t.Parallel()
+	// Two environments locking different bytes under one file name.
+	other := *envs["etl"]
+	env := *other.Environment
+	env.Packages = append([]repodata.Record(nil), env.Packages...)
+	for i := range env.Packages {
+		if env.Packages[i].Name == "python" {
+			env.Packages[i].SHA256 = strings.Repeat("ab", 32)
+		}
+	}
+	other.Environment = &env
+	req := request(t, map[string]*lock.Resolved{"ml": envs["ml"], "etl": &other}, pkgs, &Config{Environments: []string{"environment.ml", "environment.etl"}})
+	_, err := New().Build(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "lock different files named linux-64/python-") {
+		t.Errorf("conflicting locks: %v", err)
+	}
+	req = request(t, map[string]*lock.Resolved{"ml": envs["ml"]}, pkgs, &Config{Environments: []string{"environment.ml", "environment.etl"}})
+	if _, err := New().Build(context.Background(), req); err == nil || !strings.Contains(err.Error(), "environment.etl") {
+		t.Errorf("missing input: %v", err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	b := New()
 	for _, c := range []*Config{

@@ -30,10 +30,16 @@ var shared struct {
 	err  error
 }
 
+// cleanups run after all tests and benchmarks.
+var cleanups []func()
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
+	}
+	for _, f := range cleanups {
+		f()
 	}
 	os.Exit(code)
 }

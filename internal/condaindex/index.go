@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -234,6 +235,9 @@ func WriteIndex(dir string, pkgs []Package, subdirs []string, opts Options) erro
 		if err := repodata.Write(dir, sd, bySubdir[sd], wo); err != nil {
 			return fmt.Errorf("index %s: %w", sd, err)
 		}
+		if err := removeStale(filepath.Join(dir, sd), opts.Log); err != nil {
+			return err
+		}
 	}
 	if opts.Channeldata {
 		var recs []repodata.Record
@@ -287,4 +291,24 @@ func latestMeta(pkgs []Package) map[string]repodata.ChannelPackage {
 		out[name] = p.Meta
 	}
 	return out
+}
+
+// staleForms are index files other indexers write and this one does not.
+// Clients read some of them before repodata.json (conda's classic solver
+// reads current_repodata.json first; rattler tries .bz2 before the plain
+// file), so one left from an earlier index would hide the new one.
+var staleForms = []string{"repodata.json.bz2", "current_repodata.json", "current_repodata.json.bz2", "current_repodata.json.zst"}
+
+func removeStale(subdir string, log io.Writer) error {
+	for _, name := range staleForms {
+		p := filepath.Join(subdir, name)
+		err := os.Remove(p)
+		if err == nil && log != nil {
+			fmt.Fprintf(log, "removed %s: this index does not write it and clients would read it first\n", p)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
+	return nil
 }

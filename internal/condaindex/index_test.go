@@ -347,6 +347,11 @@ func TestBrokenPackageIsNamedAndNothingWritten(t *testing.T) {
 func TestEmptyChannelHasNoarch(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	for _, f := range []string{"noarch/repodata.json.bz2", "noarch/current_repodata.json"} {
+		if err := copyFile(os.DevNull, filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st, err := Index(context.Background(), dir, Options{Log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -357,6 +362,11 @@ func TestEmptyChannelHasNoarch(t *testing.T) {
 	for _, f := range []string{"noarch/repodata.json.zst", "channeldata.json", "index.html"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s written though not asked for", f)
+		}
+	}
+	for _, f := range []string{"noarch/repodata.json.bz2", "noarch/current_repodata.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("stale %s left in place", f)
 		}
 	}
 }

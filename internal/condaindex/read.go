@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,10 +21,10 @@ import (
 type Package struct {
 	// Record is the repodata record: info/index.json plus the file's name,
 	// subdir, sha256, md5 and size.
-	Record repodata.Record `json:"record"`
+	Record repodata.Record
 	// Meta holds the channeldata.json flags read from info/ (run exports,
 	// prefix placeholders, link scripts, activation scripts).
-	Meta repodata.ChannelPackage `json:"meta"`
+	Meta repodata.ChannelPackage
 }
 
 // bufs are the read buffers of hashing: large reads keep the hashers busy
@@ -90,32 +91,32 @@ func hashReader(path string, r io.Reader) (Digests, error) {
 // ReadPackage reads the package file at path: its info/ (only that part of
 // the archive is decompressed) and its checksums. subdir is the folder the
 // file sits in; info/index.json must agree with it and with the file name.
-func ReadPackage(path, subdir string) (*Package, error) {
-	d, err := HashFile(path)
+func ReadPackage(file, subdir string) (*Package, error) {
+	d, err := HashFile(file)
 	if err != nil {
 		return nil, err
 	}
 	// The file was just read whole, so reading info/ comes from the page
 	// cache: the disk sees one pass.
-	info, err := pkg.ReadInfo(path)
+	info, err := pkg.ReadInfo(file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return newPackage(path, subdir, info, d)
+	return newPackage(file, subdir, info, d)
 }
 
-func newPackage(path, subdir string, info *pkg.Info, d Digests) (*Package, error) {
-	fn := filepath.Base(path)
+func newPackage(file, subdir string, info *pkg.Info, d Digests) (*Package, error) {
+	fn := filepath.Base(file)
 	rec := info.Index
 	stem := repodata.Stem(fn)
 	if rec.Build == "" {
-		return nil, fmt.Errorf("%s: info/index.json has no build string", path)
+		return nil, fmt.Errorf("%s: info/index.json has no build string", file)
 	}
 	if stem != rec.DistName() {
-		return nil, fmt.Errorf("%s: the file name does not match info/index.json (%s): conda clients find packages by name-version-build", path, rec.DistName())
+		return nil, fmt.Errorf("%s: the file name does not match info/index.json (%s): conda clients find packages by name-version-build", file, rec.DistName())
 	}
 	if rec.Subdir != "" && rec.Subdir != subdir {
-		return nil, fmt.Errorf("%s: info/index.json says subdir %q, but the file is in %q", path, rec.Subdir, subdir)
+		return nil, fmt.Errorf("%s: info/index.json says subdir %q, but the file is in %q", file, rec.Subdir, subdir)
 	}
 	rec.Subdir = subdir
 	rec.FileName = fn
@@ -144,8 +145,9 @@ func metaOf(rec *repodata.Record, info *pkg.Info) repodata.ChannelPackage {
 		case strings.HasPrefix(p.Path, "etc/conda/deactivate.d/"):
 			m.DeactivateD = true
 		}
-		base := filepath.Base(p.Path)
-		dir := filepath.Dir(p.Path)
+		// paths.json paths are slash-separated whatever the host
+		dir, base := path.Split(p.Path)
+		dir = strings.TrimSuffix(dir, "/")
 		if dir != "bin" && dir != "Scripts" {
 			continue
 		}

@@ -95,10 +95,6 @@ func launcher(ep EntryPoint, python, installer string) []byte {
 	b.WriteString(shebang(python, ""))
 	fmt.Fprintf(&b, "# %s entry point %q, written by %s.\n", ep.Group, ep.Name, installer)
 	b.WriteString("import sys\n\n")
-	if ep.Attr == "" {
-		fmt.Fprintf(&b, "import %s\n\nif __name__ == \"__main__\":\n    sys.exit(%s())\n", ep.Module, ep.Module)
-		return []byte(b.String())
-	}
 	top, rest, _ := strings.Cut(ep.Attr, ".")
 	call := top
 	if rest != "" {

@@ -23,9 +23,11 @@ type RecordEntry struct {
 	Size int64  // -1 when the line has none
 }
 
-// ParseRecord reads a RECORD file. Paths are checked to be relative and to
-// stay inside the tree; hashes must use sha256 or a stronger algorithm (the
-// binary distribution format forbids md5 and sha1).
+// ParseRecord reads a RECORD file. Hashes must use sha256 or a stronger
+// algorithm (the binary distribution format forbids md5 and sha1). Paths
+// are not judged here: an installed RECORD names scripts as
+// "../../../bin/x", while Install refuses anything but clean relative paths
+// in a wheel's RECORD.
 func ParseRecord(data []byte) ([]RecordEntry, error) {
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
@@ -48,8 +50,8 @@ func ParseRecord(data []byte) ([]RecordEntry, error) {
 			return nil, fmt.Errorf("RECORD line %d: %d fields, want path,hash,size", line, len(rec))
 		}
 		e := RecordEntry{Path: rec[0], Hash: rec[1], Size: -1}
-		if err := checkPath(e.Path); err != nil {
-			return nil, fmt.Errorf("RECORD: %w", err)
+		if e.Path == "" || strings.ContainsRune(e.Path, 0) {
+			return nil, fmt.Errorf("RECORD: path %q is empty or holds NUL", e.Path)
 		}
 		if seen[e.Path] {
 			return nil, fmt.Errorf("RECORD: %s is listed twice", e.Path)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -161,13 +162,7 @@ func sortedKeys(m map[string]string) []string {
 	for k := range m {
 		ks = append(ks, k)
 	}
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
+	sort.Strings(ks)
 	return ks
 }
 

@@ -340,3 +340,34 @@ func TestPushRefusesBadInput(t *testing.T) {
 		t.Errorf("bad input committed %v", got)
 	}
 }
+
+func TestDialDefaults(t *testing.T) {
+	t.Parallel()
+	srv := connecttest.Start(t, connecttest.Config{Mode: connecttest.Mode40})
+	c := dial(t, srv.URL("user_id=kim", "user_agent=notebook", "x-tenant=t1"), connect.WithClientType("sparkenv/test"))
+	cs := c.ConnString()
+	if !connect.IsUUID(cs.SessionID) || !strings.Contains(cs.String(), "session_id="+cs.SessionID) {
+		t.Fatalf("Dial did not pick and render a session id: %s", cs.String())
+	}
+	if s := c.Session(); s.ID != cs.SessionID || s.UserID != "kim" {
+		t.Fatalf("Session() = %+v", s)
+	}
+	p := writeFile(t, t.TempDir(), "a.py", []byte("A = 1\n"), 0o644)
+	if _, err := connect.Push(ctx(t), c, connect.Session{}, artifactCA(t, connect.PyFileName(p), p)); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.Streams()[0].Requests[0]
+	if r.ClientType != "notebook sparkenv/test" || r.SessionID != cs.SessionID || r.UserID != "kim" {
+		t.Errorf("request = %+v", r)
+	}
+	if _, err := connect.Status(ctx(t), c, connect.Session{}, "cache/x"); err != nil {
+		t.Fatal(err)
+	}
+	// Unknown parameters travel as metadata on unary calls too.
+	if got := srv.LastStatusMetadata().Get("x-tenant"); len(got) != 1 || got[0] != "t1" {
+		t.Errorf("status metadata x-tenant = %v", got)
+	}
+	if got := srv.Streams()[0].Metadata.Get("user_agent"); len(got) != 0 {
+		t.Errorf("a defined parameter leaked into metadata: %v", got)
+	}
+}

@@ -416,8 +416,10 @@ func sameContent(a, b string) (bool, error) {
 
 func (v *service) ArtifactStatus(ctx context.Context, req *pb.ArtifactStatusesRequest) (*pb.ArtifactStatusesResponse, error) {
 	s := v.s
+	md, _ := metadata.FromIncomingContext(ctx)
 	s.mu.Lock()
 	s.statuses++
+	s.statusMD = md
 	s.mu.Unlock()
 	ss, err := s.getSession(req.GetUserContext().GetUserId(), req.GetSessionId(), req.ClientObservedServerSideSessionId)
 	if err != nil {

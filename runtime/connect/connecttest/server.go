@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -68,6 +70,8 @@ type Config struct {
 	// Token, when set, must come with every call as
 	// "authorization: Bearer <Token>" (Spark 4's pre-shared token).
 	Token string
+	// TLS, when set, makes the server speak TLS only.
+	TLS *tls.Config
 }
 
 // Server is a running test server.
@@ -85,6 +89,7 @@ type Server struct {
 	sessions map[sessionKey]*session
 	streams  []*StreamLog
 	statuses int
+	statusMD metadata.MD
 	unpack   []error
 	// fault injection
 	refuse      int
@@ -160,12 +165,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{Mode: cfg.Mode, Root: root, Addr: l.Addr().String(), token: cfg.Token, sessions: map[sessionKey]*session{}}
 	s.lis = &listener{Listener: l, s: s, conns: map[string]net.Conn{}}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(128<<20),
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(128 << 20),
 		grpc.ForceServerCodecV2(pb.Codec{}),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterSparkConnectServiceServer(s.grpc, &service{s: s})
 	go s.grpc.Serve(s.lis)
 	return s, nil
@@ -261,6 +270,13 @@ func (s *Server) StatusCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.statuses
+}
+
+// LastStatusMetadata is the metadata of the last ArtifactStatus call.
+func (s *Server) LastStatusMetadata() metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statusMD.Copy()
 }
 
 // UnpackErrors lists archives that could not be unpacked. Like Spark, the

@@ -81,7 +81,15 @@ func inside(dest, name string) (string, error) {
 	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("entry %q leaves %s", name, dest)
 	}
-	return filepath.Join(dest, filepath.FromSlash(clean)), nil
+	p := filepath.Join(dest, filepath.FromSlash(clean))
+	// An earlier entry may have made a parent a symbolic link; writing
+	// through it could land anywhere.
+	for d := filepath.Dir(p); d != dest && strings.HasPrefix(d, dest); d = filepath.Dir(d) {
+		if info, err := os.Lstat(d); err == nil && info.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("entry %q goes through the symbolic link %s", name, d)
+		}
+	}
+	return p, nil
 }
 
 func unzip(file, dest string) error {

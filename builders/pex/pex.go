@@ -1,0 +1,503 @@
+package pex
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/condaenv"
+	"github.com/sparkenv/sparkenv/internal/archive"
+	"github.com/sparkenv/sparkenv/internal/conda/fetch"
+	"github.com/sparkenv/sparkenv/internal/conda/lock"
+	"github.com/sparkenv/sparkenv/internal/fsutil"
+	"github.com/sparkenv/sparkenv/internal/wheel"
+)
+
+// Kind is the first label of the target block.
+const Kind = "pex"
+
+// DefaultShebang is the first line of a PEX unless configured.
+const DefaultShebang = "#!/usr/bin/env python3"
+
+//go:embed bootstrap.py
+var bootstrap []byte
+
+// Config is the body of a pex target block.
+type Config struct {
+	// Environment is the address of the environment whose pip wheels go
+	// into the PEX, e.g. "environment.etl".
+	Environment string `hcl:"environment"`
+	// EntryPoint is what runs when the PEX gets no interpreter arguments:
+	// "pkg.mod:func" (called; its return value is the exit status) or
+	// "pkg.mod" (run as __main__).
+	EntryPoint string `hcl:"entry_point,optional"`
+	// PythonVersion is the interpreter constraint checked at start-up,
+	// e.g. ">=3.10,<3.13", "CPython==3.11.*" or "3.11".
+	PythonVersion string `hcl:"python_version,optional"`
+	// Sources is a directory whose contents become the root of the PEX
+	// (importable like the wheels' packages).
+	Sources string `hcl:"sources,optional"`
+	// Shebang is the first line of the file; default DefaultShebang.
+	Shebang string `hcl:"shebang,optional"`
+	// Output is the file name; default "<name>.pex".
+	Output string `hcl:"output,optional"`
+	// Level is the deflate level, 1..9; 0 or unset means 6.
+	Level int `hcl:"level,optional"`
+}
+
+// Builder builds pex targets.
+type Builder struct{}
+
+var (
+	_ builders.Builder       = (*Builder)(nil)
+	_ builders.Validator     = (*Builder)(nil)
+	_ builders.InputDeclarer = (*Builder)(nil)
+)
+
+// New returns the pex builder.
+func New() *Builder { return &Builder{} }
+
+// Kind implements builders.Builder.
+func (*Builder) Kind() string { return Kind }
+
+// Version implements builders.Builder; bump it when the bytes of an
+// unchanged configuration change (including any edit of bootstrap.py).
+func (*Builder) Version() string { return "1" }
+
+// NewConfig implements builders.Builder.
+func (*Builder) NewConfig() any { return &Config{} }
+
+func config(cfg any) (*Config, error) {
+	c, ok := cfg.(*Config)
+	if !ok || c == nil {
+		return nil, fmt.Errorf("pex: configuration is %T, want *pex.Config", cfg)
+	}
+	return c, nil
+}
+
+func (c *Config) output(name string) string {
+	if c.Output != "" {
+		return c.Output
+	}
+	return name + ".pex"
+}
+
+func (c *Config) shebang() string {
+	if c.Shebang != "" {
+		return c.Shebang
+	}
+	return DefaultShebang
+}
+
+func (c *Config) sourceDir(baseDir string) string {
+	dir := filepath.FromSlash(c.Sources)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(baseDir, dir)
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
+}
+
+var sourceCollect = archive.CollectOptions{SkipPycache: true, FollowSymlinks: true, ConfineSymlinks: true}
+
+// Validate implements builders.Validator.
+func (*Builder) Validate(cfg any, baseDir string) error {
+	c, err := config(cfg)
+	if err != nil {
+		return err
+	}
+	if c.Environment == "" {
+		return fmt.Errorf("pex: environment is empty; set environment = environment.<name>")
+	}
+	if c.PythonVersion != "" {
+		if _, err := ParseConstraint(c.PythonVersion); err != nil {
+			return fmt.Errorf("pex: python_version: %w", err)
+		}
+	}
+	if c.EntryPoint != "" {
+		if err := checkEntryPoint(c.EntryPoint); err != nil {
+			return err
+		}
+	}
+	sb := c.shebang()
+	if !strings.HasPrefix(sb, "#!") || strings.ContainsAny(sb, "\r\n\x00") || len(sb) > 127 {
+		return fmt.Errorf("pex: shebang %q must be one line starting with #! and at most 127 bytes (Linux truncates longer ones)", sb)
+	}
+	name := c.output("x")
+	if strings.ContainsAny(name, `/\`) || name == "." || name == ".." || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("pex: output %q must be a plain file name, not a path", name)
+	}
+	if c.Level < 0 || c.Level > 9 {
+		return fmt.Errorf("pex: level %d is out of range; use 1 (fastest) to 9 (smallest), or leave it unset for 6", c.Level)
+	}
+	if c.Sources != "" {
+		dir := c.sourceDir(baseDir)
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+			return fmt.Errorf("pex: sources %s is not a directory", dir)
+		}
+	}
+	return nil
+}
+
+// checkEntryPoint accepts "a.b", "a.b:c" and "a.b:c.d" with Python
+// identifiers.
+func checkEntryPoint(ep string) error {
+	mod, attr, colon := strings.Cut(ep, ":")
+	ok := dotted(mod) && (!colon || dotted(attr))
+	if !ok {
+		return fmt.Errorf("pex: entry_point %q: want \"package.module\" or \"package.module:function\"", ep)
+	}
+	return nil
+}
+
+func dotted(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return false
+		}
+		for i, r := range part {
+			letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127
+			if !letter && (i == 0 || r < '0' || r > '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Inputs implements builders.InputDeclarer: the files of the sources
+// directory.
+func (*Builder) Inputs(cfg any, baseDir string) ([]string, error) {
+	c, err := config(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.Sources == "" {
+		return nil, nil
+	}
+	es, err := archive.Collect(c.sourceDir(baseDir), sourceCollect)
+	if err != nil {
+		return nil, fmt.Errorf("pex: sources: %w", err)
+	}
+	var out []string
+	for _, e := range es {
+		if !e.IsDir() {
+			out = append(out, e.Source)
+		}
+	}
+	return out, nil
+}
+
+// Info is the PEX-INFO document. Field names follow the pex project's
+// format so that its tools can read the file.
+type Info struct {
+	BuildProperties map[string]string `json:"build_properties"`
+	CodeHash        string            `json:"code_hash"`
+	// Distributions maps each wheel file name (a directory under .deps/)
+	// to the wheel's sha256.
+	Distributions          map[string]string `json:"distributions"`
+	EntryPoint             string            `json:"entry_point,omitempty"`
+	InheritPath            string            `json:"inherit_path"`
+	InterpreterConstraints []string          `json:"interpreter_constraints"`
+	// PexHash names the directory the bootstrap unpacks into; it changes
+	// whenever any byte of the PEX's payload does.
+	PexHash      string   `json:"pex_hash"`
+	PexRoot      string   `json:"pex_root"`
+	Requirements []string `json:"requirements"`
+	ZipSafe      bool     `json:"zip_safe"`
+}
+
+// Build implements builders.Builder.
+func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
+	c, err := config(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Validate(c, req.BaseDir); err != nil {
+		return nil, err
+	}
+	res, err := condaenv.Resolved(req, c.Environment)
+	if err != nil {
+		return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+	}
+	env := res.Environment
+	var constraints []string
+	switch {
+	case c.PythonVersion != "":
+		k, _ := ParseConstraint(c.PythonVersion)
+		constraints = []string{k.String()}
+	case condaenv.PythonVersion(env) != "":
+		constraints = []string{"==" + condaenv.PythonVersion(env) + ".*"}
+	}
+	logf(req, "pex: %s: %d wheels; %d conda packages of %s are not part of a PEX", req.Address, len(env.Pip), len(env.Packages), c.Environment)
+
+	paths, err := FetchWheels(ctx, req, env.Pip)
+	if err != nil {
+		return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+	}
+	stage, err := os.MkdirTemp(req.TempDir, "pex-deps-")
+	if err != nil {
+		return nil, err
+	}
+	entries := []archive.Entry{}
+	dists := map[string]string{}
+	var reqs []string
+	if len(env.Pip) > 0 {
+		entries = append(entries, archive.Entry{Path: ".deps", Mode: fs.ModeDir | 0o755})
+	}
+	for i, w := range env.Pip {
+		if _, dup := dists[w.Filename]; dup {
+			return nil, fmt.Errorf("pex %s: wheel %s is listed twice in %s", req.Address, w.Filename, c.Environment)
+		}
+		dists[w.Filename] = strings.ToLower(w.SHA256)
+		reqs = append(reqs, w.Name+"=="+w.Version)
+		dir := filepath.Join(stage, w.Filename)
+		if err := Unzip(paths[i], dir); err != nil {
+			return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+		}
+		es, err := archive.Collect(dir, archive.CollectOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+		}
+		prefix := ".deps/" + w.Filename
+		entries = append(entries, archive.Entry{Path: prefix, Mode: fs.ModeDir | 0o755})
+		for _, e := range es {
+			e.Path = prefix + "/" + e.Path
+			entries = append(entries, e)
+		}
+	}
+	sort.Strings(reqs)
+
+	var code []archive.Entry
+	if c.Sources != "" {
+		code, err = archive.Collect(c.sourceDir(req.BaseDir), sourceCollect)
+		if err != nil {
+			return nil, fmt.Errorf("pex %s: sources: %w", req.Address, err)
+		}
+		for _, e := range code {
+			top, _, _ := strings.Cut(e.Path, "/")
+			if top == "__main__.py" || top == "PEX-INFO" || top == ".deps" {
+				return nil, fmt.Errorf("pex %s: sources hold %s, a name the PEX itself uses; rename it", req.Address, e.Path)
+			}
+		}
+		entries = append(entries, code...)
+	}
+	codeHash, err := hashEntries(code)
+	if err != nil {
+		return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+	}
+	info := Info{
+		BuildProperties:        map[string]string{"builder": "sparkenv", "builder_version": b.Version()},
+		CodeHash:               codeHash,
+		Distributions:          dists,
+		EntryPoint:             c.EntryPoint,
+		InheritPath:            "false",
+		InterpreterConstraints: constraints,
+		PexRoot:                "~/.pex",
+		Requirements:           reqs,
+	}
+	if info.InterpreterConstraints == nil {
+		info.InterpreterConstraints = []string{}
+	}
+	if info.Requirements == nil {
+		info.Requirements = []string{}
+	}
+	info.PexHash = pexHash(info)
+	infoJSON, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	entries = append(entries,
+		archive.Entry{Path: "__main__.py", Mode: 0o644, Data: bootstrap},
+		archive.Entry{Path: "PEX-INFO", Mode: 0o644, Data: append(infoJSON, '\n')},
+	)
+
+	name := c.output(req.Name)
+	out := filepath.Join(req.OutDir, name)
+	opts := archive.Options{Level: c.Level, Jobs: req.Jobs, Symlinks: archive.Dereference}
+	err = fsutil.WriteFileFrom(out, 0o755, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if _, err := bw.WriteString(c.shebang() + "\n"); err != nil {
+			return err
+		}
+		if err := archive.Encode(ctx, bw, archive.Zip, entries, opts); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+	}
+	logf(req, "pex: wrote %s (%d distributions, %d source files, constraints %q)", name, len(dists), countFiles(code), constraints)
+	return &builders.Result{Metadata: map[string]string{
+		"main":                    name,
+		"interpreter_constraints": strings.Join(constraints, " || "),
+	}}, nil
+}
+
+func logf(req *builders.Request, format string, args ...any) {
+	if req.Log != nil {
+		fmt.Fprintf(req.Log, format+"\n", args...)
+	}
+}
+
+func countFiles(es []archive.Entry) int {
+	n := 0
+	for _, e := range es {
+		if !e.IsDir() {
+			n++
+		}
+	}
+	return n
+}
+
+// hashEntries digests paths and contents of the files among es.
+func hashEntries(es []archive.Entry) (string, error) {
+	h := sha256.New()
+	for _, e := range es {
+		if e.IsDir() {
+			continue
+		}
+		sum, err := fileSHA256(e.Source)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", e.Path, sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// pexHash covers everything that reaches the unpacked directory: the
+// wheels (by their verified digests, which fix their contents), the user
+// code, and the bootstrap and settings that decide how they are used.
+func pexHash(info Info) string {
+	pre := struct {
+		Type        string            `json:"type"`
+		Bootstrap   string            `json:"bootstrap"`
+		Dists       map[string]string `json:"distributions"`
+		Code        string            `json:"code_hash"`
+		EntryPoint  string            `json:"entry_point"`
+		Constraints []string          `json:"interpreter_constraints"`
+	}{"sparkenv.pex.v1", fmt.Sprintf("%x", sha256.Sum256(bootstrap)), info.Distributions, info.CodeHash, info.EntryPoint, info.InterpreterConstraints}
+	b, _ := json.Marshal(pre)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:20])
+}
+
+// FetchWheels makes every wheel of ws present in the request's package
+// cache, verified against its sha256, and returns the paths in order.
+func FetchWheels(ctx context.Context, req *builders.Request, ws []lock.Wheel) ([]string, error) {
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	if req.PackageCacheDir == "" {
+		return nil, fmt.Errorf("no package cache directory to fetch wheels into")
+	}
+	items := make([]fetch.Item, len(ws))
+	for i, w := range ws {
+		if _, _, _, _, err := wheel.ParseFilename(w.Filename); err != nil {
+			return nil, fmt.Errorf("pip package %s: %w", w.Name, err)
+		}
+		if w.SHA256 == "" {
+			return nil, fmt.Errorf("wheel %s (%s): the lock has no sha256 to verify it; lock the environment again", w.Filename, w.URL)
+		}
+		items[i] = fetch.Item{URL: w.URL, SHA256: w.SHA256, Size: w.Size, FileName: w.Filename}
+	}
+	cache := &fetch.Cache{Dir: req.PackageCacheDir}
+	paths, err := cache.Fetch(ctx, items, fetch.Options{Offline: req.Offline, Jobs: req.Jobs})
+	if err != nil {
+		return nil, fmt.Errorf("fetch wheels: %w", err)
+	}
+	return paths, nil
+}
+
+// Unzip writes the members of the wheel at whl below dest (created),
+// refusing names that are absolute or climb out of it. Executable bits
+// recorded in the wheel are kept; everything else is 0644/0755.
+func Unzip(whl, dest string) error {
+	zr, err := zip.OpenReader(whl)
+	if err != nil {
+		return fmt.Errorf("wheel %s: %w", filepath.Base(whl), err)
+	}
+	defer zr.Close()
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for _, f := range zr.File {
+		name := f.Name
+		clean := path.Clean(strings.TrimSuffix(name, "/"))
+		if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, `\`) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || clean != strings.TrimSuffix(name, "/") {
+			return fmt.Errorf("wheel %s: member %q is not a clean relative path", filepath.Base(whl), name)
+		}
+		target := filepath.Join(dest, filepath.FromSlash(clean))
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		if f.Mode()&fs.ModeType != 0 {
+			return fmt.Errorf("wheel %s: member %s is not a regular file", filepath.Base(whl), name)
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		perm := os.FileMode(0o644)
+		if f.Mode()&0o111 != 0 {
+			perm = 0o755
+		}
+		if err := writeMember(f, target, perm, buf); err != nil {
+			return fmt.Errorf("wheel %s: %s: %w", filepath.Base(whl), name, err)
+		}
+	}
+	return nil
+}
+
+func writeMember(f *zip.File, target string, perm os.FileMode, buf []byte) error {
+	rc, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(out, rc, buf); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
