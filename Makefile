@@ -52,7 +52,7 @@ demo: deps-apt build
 	@bash examples/quickstart/demo.sh
 
 bench: deps build
-	@bash scripts/bench.sh
+	@bash scripts/bench.sh $(GROUPS)
 
 fuzz:
 	@bash scripts/fuzz.sh

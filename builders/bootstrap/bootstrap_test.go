@@ -522,6 +522,9 @@ func TestImageModeReplacesItsOwnImageOnly(t *testing.T) {
 
 	// A mount that is not ours is left alone.
 	oldFile := filepath.Join(old.Dir, "old.sqfs")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("squashfuse", oldFile, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

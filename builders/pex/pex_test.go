@@ -122,6 +122,7 @@ func TestRunsLikePython(t *testing.T) {
 				{"spark-daemon", run{args: []string{"-m", "pyspark.daemon"}}, "daemon beta-g:alpha-f True\n", 0},
 				{"flags", run{args: []string{"-u", "-B", "-E", "-s", "-W", "ignore", "-X", "dev", "-O", "-m", "pyspark.daemon"}}, "daemon beta-g:alpha-f True\n", 0},
 				{"xoption", run{args: []string{"-X", "k=v", "-c", "import sys; print(sys._xoptions['k'], sys.dont_write_bytecode)"}, env: []string{"PYTHONDONTWRITEBYTECODE="}}, "v False\n", 0},
+				{"B", run{args: []string{"-B", "-c", "import sys; print(sys.dont_write_bytecode)"}, env: []string{"PYTHONDONTWRITEBYTECODE="}}, "True\n", 0},
 				{"entry-no-args", run{}, "entry beta-g:alpha-f []\n", 0},
 				{"entry-argv", run{args: []string{"--fail", "x y", "-v"}}, "entry beta-g:alpha-f ['--fail', 'x y', '-v']\n", 3},
 				{"sources", run{args: []string{"-c", "import job.main; job.main.run()"}}, "job beta-g:alpha-f\n", 0},

@@ -182,6 +182,9 @@ func TestIndexMatchesFixture(t *testing.T) {
 	if got := cd.Packages["wordcount"]; got.TextPrefix || got.BinaryPrefix || got.Version != "2.1.0" {
 		t.Errorf("channeldata wordcount: %+v", got)
 	}
+	if got, ok := cd.Packages["prefixbin"]; ok && (!got.BinaryPrefix || got.TextPrefix) {
+		t.Errorf("channeldata prefixbin: %+v", got)
+	}
 	if d := cmp.Diff([]string{"linux-64", "noarch"}, cd.Subdirs); d != "" {
 		t.Errorf("channeldata subdirs: %s", d)
 	}
@@ -326,6 +329,7 @@ func TestBrokenPackageIsNamedAndNothingWritten(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
+	t.Log(err)
 	for _, want := range []string{broken, misplaced + `: info/index.json says subdir "noarch"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
@@ -368,6 +372,18 @@ func TestEmptyChannelHasNoarch(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("stale %s left in place", f)
 		}
+	}
+	// Every form of an empty index is valid.
+	dir = t.TempDir()
+	if _, err := Index(context.Background(), dir, full); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "noarch", repodata.ShardIndexFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix, err := repodata.ParseShardIndex(b); err != nil || len(ix.Shards) != 0 {
+		t.Fatalf("empty shard index: %v %v", ix, err)
 	}
 }
 

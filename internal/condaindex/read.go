@@ -100,7 +100,10 @@ func ReadPackage(file, subdir string) (*Package, error) {
 	// cache: the disk sees one pass.
 	info, err := pkg.ReadInfo(file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		if !strings.Contains(err.Error(), file) {
+			err = fmt.Errorf("%s: %w", file, err)
+		}
+		return nil, err
 	}
 	return newPackage(file, subdir, info, d)
 }
