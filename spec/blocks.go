@@ -468,3 +468,52 @@ func (d *decoder) decodePublish(p *pendingBlock) {
 	}
 	pub.Refs = d.c.finishRefs(refs)
 }
+
+var sparkConnectSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "remote", Required: true}, {Name: "bundles", Required: true},
+		{Name: "alias"}, {Name: "session"}, {Name: "description"},
+	},
+}
+
+func (d *decoder) decodeSparkConnect(p *pendingBlock) {
+	b := p.block
+	sc := &SparkConnect{Name: b.Labels[0], Address: p.addr, DeclRange: b.DefRange(),
+		AttrRanges: map[string]hcl.Range{}, BaseDir: p.file.baseDir, Alias: "environment"}
+	d.c.SparkConnects[sc.Name] = sc
+	content, diags := b.Body.Content(sparkConnectSchema)
+	d.add(diags...)
+	d.bodyRefs(b.Body) // reports references to undeclared blocks
+	var refs []Reference
+	for name, attr := range content.Attributes {
+		sc.AttrRanges[name] = attr.Range
+	}
+	str := func(name string, dst *string) {
+		attr, ok := content.Attributes[name]
+		if !ok {
+			return
+		}
+		val, ok := d.evalAttr(attr, p.file.baseDir, &refs)
+		if !ok {
+			return
+		}
+		if s, ok := d.asString(attr, val); ok {
+			*dst = s
+		}
+	}
+	str("remote", &sc.Remote)
+	str("alias", &sc.Alias)
+	str("session", &sc.Session)
+	str("description", &sc.Description)
+	if attr, ok := content.Attributes["remote"]; ok && sc.Remote != "" && !strings.HasPrefix(sc.Remote, "sc://") {
+		d.errorf(attr.Expr.Range().Ptr(), "Invalid Spark Connect remote",
+			"%q is not a Spark Connect connection string. Write it as sc://host:port/;user_id=name (the port defaults to 15002).", sc.Remote)
+	}
+	if attr, ok := content.Attributes["alias"]; ok && (sc.Alias == "" || strings.ContainsAny(sc.Alias, "/#")) {
+		d.errorf(attr.Expr.Range().Ptr(), "Invalid alias",
+			"The alias %q names the directory an archive unpacks into; it must be a plain, non-empty name without / or #.", sc.Alias)
+	}
+	if attr, ok := content.Attributes["bundles"]; ok {
+		sc.Bundles = d.addressList(attr, []string{"target"}, "target.conda_pack.etl, target.pyfiles.job")
+	}
+}

@@ -30,9 +30,10 @@ type Config struct {
 	RequiredVersion string
 	Variables       map[string]*Variable
 	Locals          map[string]*Local
-	Environments    map[string]*Environment // by name
-	Targets         map[string]*Target      // by address "target.kind.name"
-	Publishes       map[string]*Publish     // by address "publish.kind.name"
+	Environments    map[string]*Environment  // by name
+	Targets         map[string]*Target       // by address "target.kind.name"
+	Publishes       map[string]*Publish      // by address "publish.kind.name"
+	SparkConnects   map[string]*SparkConnect // by name
 
 	// broken holds addresses of blocks that were declared but rejected
 	// (bad label, invalid body). References to them are not reported again:
@@ -128,15 +129,35 @@ type Publish struct {
 
 func newConfig(dir string) *Config {
 	return &Config{
-		Dir:          dir,
-		Files:        map[string]*hcl.File{},
-		Variables:    map[string]*Variable{},
-		Locals:       map[string]*Local{},
-		Environments: map[string]*Environment{},
-		Targets:      map[string]*Target{},
-		Publishes:    map[string]*Publish{},
-		broken:       map[string]bool{},
-		fileOrder:    map[string]int{},
-		localRefs:    map[string][]Reference{},
+		Dir:           dir,
+		Files:         map[string]*hcl.File{},
+		Variables:     map[string]*Variable{},
+		Locals:        map[string]*Local{},
+		Environments:  map[string]*Environment{},
+		Targets:       map[string]*Target{},
+		Publishes:     map[string]*Publish{},
+		SparkConnects: map[string]*SparkConnect{},
+		broken:        map[string]bool{},
+		fileOrder:     map[string]int{},
+		localRefs:     map[string][]Reference{},
 	}
+}
+
+// SparkConnect is a spark_connect block: where `sparkenv connect push NAME`
+// sends which bundles.
+type SparkConnect struct {
+	Name    string
+	Address string // "spark_connect.name"
+	// Remote is a Spark Connect connection string, sc://host:port/;params.
+	Remote string
+	// Bundles are the targets pushed into the session.
+	Bundles []Reference
+	// Alias is the directory archives unpack into (default "environment").
+	Alias string
+	// Session is a fixed session id (a UUID); empty means a new one per push.
+	Session     string
+	Description string
+	DeclRange   hcl.Range
+	AttrRanges  map[string]hcl.Range
+	BaseDir     string
 }

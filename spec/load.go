@@ -19,7 +19,7 @@ const DefaultFile = "env.hcl"
 
 // blockTypes lists the top-level block types in the order they are
 // suggested and documented.
-var blockTypes = []string{"sparkenv", "variable", "locals", "environment", "target", "publish"}
+var blockTypes = []string{"sparkenv", "variable", "locals", "environment", "target", "publish", "spark_connect"}
 
 var labelRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -135,6 +135,7 @@ type decoder struct {
 	envs     []*pendingBlock
 	targets  []*pendingBlock
 	pubs     []*pendingBlock
+	connects []*pendingBlock
 	versions []string
 
 	funcs    map[string]map[string]function.Function // by baseDir
@@ -181,6 +182,9 @@ func load(dir string, srcs []source, opts LoadOptions) (*Config, hcl.Diagnostics
 	}
 	for _, p := range d.pubs {
 		d.decodePublish(p)
+	}
+	for _, p := range d.connects {
+		d.decodeSparkConnect(p)
 	}
 	d.sortDiags()
 	return d.c, d.diags
@@ -291,6 +295,20 @@ func (d *decoder) declare(f *fileBody) {
 			}
 			d.declared[addr] = b.DefRange()
 			d.envs = append(d.envs, &pendingBlock{block: b, file: f, addr: addr})
+		case "spark_connect":
+			if !d.checkLabels(b) {
+				continue
+			}
+			addr := "spark_connect." + b.Labels[0]
+			if !d.checkName(b, 0, "spark_connect name") {
+				continue
+			}
+			if prev, ok := d.declared[addr]; ok {
+				d.duplicate(b, "spark_connect", fmt.Sprintf("spark_connect %q", b.Labels[0]), prev)
+				continue
+			}
+			d.declared[addr] = b.DefRange()
+			d.connects = append(d.connects, &pendingBlock{block: b, file: f, addr: addr})
 		case "target", "publish":
 			if !d.checkLabels(b) {
 				continue
@@ -315,28 +333,30 @@ func (d *decoder) declare(f *fileBody) {
 			}
 		default:
 			d.errorf(b.TypeRange.Ptr(), "Unsupported block type",
-				"Blocks of type %q are not expected here.%s The block types are sparkenv, variable, locals, environment, target and publish.",
+				"Blocks of type %q are not expected here.%s The block types are sparkenv, variable, locals, environment, target, publish and spark_connect.",
 				b.Type, didYouMean(b.Type, blockTypes))
 		}
 	}
 }
 
 var labelNames = map[string][]string{
-	"sparkenv":    nil,
-	"locals":      nil,
-	"variable":    {"name"},
-	"environment": {"name"},
-	"target":      {"kind", "name"},
-	"publish":     {"kind", "name"},
+	"sparkenv":      nil,
+	"locals":        nil,
+	"variable":      {"name"},
+	"environment":   {"name"},
+	"target":        {"kind", "name"},
+	"publish":       {"kind", "name"},
+	"spark_connect": {"name"},
 }
 
 var labelExamples = map[string]string{
-	"sparkenv":    `sparkenv {`,
-	"locals":      `locals {`,
-	"variable":    `variable "region" {`,
-	"environment": `environment "ml" {`,
-	"target":      `target "conda_pack" "ml" {`,
-	"publish":     `publish "s3" "prod" {`,
+	"sparkenv":      `sparkenv {`,
+	"locals":        `locals {`,
+	"variable":      `variable "region" {`,
+	"environment":   `environment "ml" {`,
+	"target":        `target "conda_pack" "ml" {`,
+	"publish":       `publish "s3" "prod" {`,
+	"spark_connect": `spark_connect "notebook" {`,
 }
 
 // checkLabels reports a block with the wrong number of labels.

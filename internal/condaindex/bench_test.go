@@ -84,6 +84,18 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		reportCPU(b, cpuTime()-start)
 	})
+	// Without the shards (one fsync'd file per package name) nor the
+	// pages: the reading and hashing alone, plus repodata.json and .zst.
+	b.Run("index-json-zst", func(b *testing.B) {
+		b.SetBytes(total)
+		start := cpuTime()
+		for b.Loop() {
+			if _, err := Index(ctx, dir, Options{Zst: true, NoCache: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, cpuTime()-start)
+	})
 	b.Run("index-unchanged", func(b *testing.B) {
 		if _, err := Index(ctx, dir, Options{Zst: true}); err != nil {
 			b.Fatal(err)

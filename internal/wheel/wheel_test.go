@@ -174,7 +174,6 @@ func TestInstallMatchesPip(t *testing.T) {
 		t.Run(filepath.Base(whl), func(t *testing.T) {
 			t.Parallel()
 			if _, err := ReadMetadata(whl); err != nil {
-			if err != nil {
 				t.Fatal(err)
 			}
 			tmp := t.TempDir()

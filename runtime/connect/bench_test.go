@@ -16,7 +16,6 @@ import (
 
 	"github.com/sparkenv/sparkenv/runtime/connect"
 	"github.com/sparkenv/sparkenv/runtime/connect/connecttest"
-	"github.com/sparkenv/sparkenv/runtime/connect/internal/pb"
 )
 
 const benchSize = 200 << 20
@@ -61,26 +60,6 @@ func BenchmarkPush200MB(b *testing.B) {
 		}
 	})
 
-	// The same client against a server that decodes and drops every
-	// message: what the client side costs without the server's work.
-	b.Run("push-to-drain", func(b *testing.B) {
-		addr := startDrain(b)
-		cs, _ := connect.ParseConnString("sc://" + addr + "/;user_id=bench")
-		c, err := connect.Dial(context.Background(), cs)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		b.SetBytes(benchSize)
-		defer reportCPU(b)()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if _, err := connect.Push(context.Background(), c, connect.Session{}, a); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-
 	b.Run("raw-grpc-stream", func(b *testing.B) {
 		addr := startSink(b)
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -97,42 +76,6 @@ func BenchmarkPush200MB(b *testing.B) {
 			}
 		}
 	})
-}
-
-// drain acknowledges every artifact without storing or checking anything.
-type drain struct {
-	pb.UnimplementedSparkConnectServiceServer
-}
-
-func (drain) AddArtifacts(st pb.SparkConnectService_AddArtifactsServer) error {
-	resp := &pb.AddArtifactsResponse{}
-	for {
-		req, err := st.Recv()
-		if err == io.EOF {
-			return st.SendAndClose(resp)
-		}
-		if err != nil {
-			return err
-		}
-		if bc := req.GetBeginChunk(); bc != nil {
-			resp.Artifacts = append(resp.Artifacts, &pb.AddArtifactsResponse_ArtifactSummary{Name: bc.GetName(), IsCrcSuccessful: true})
-		}
-		for _, a := range req.GetBatch().GetArtifacts() {
-			resp.Artifacts = append(resp.Artifacts, &pb.AddArtifactsResponse_ArtifactSummary{Name: a.GetName(), IsCrcSuccessful: true})
-		}
-	}
-}
-
-func startDrain(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(128<<20), grpc.ForceServerCodecV2(pb.Codec{}))
-	pb.RegisterSparkConnectServiceServer(srv, drain{})
-	go srv.Serve(l)
-	b.Cleanup(srv.Stop)
-	return l.Addr().String()
 }
 
 // reportCPU adds the process's CPU time per operation, and the throughput
