@@ -57,6 +57,9 @@ bench: deps build
 fuzz:
 	@bash scripts/fuzz.sh
 
+proto:
+	@bash scripts/proto.sh
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

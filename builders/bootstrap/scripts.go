@@ -266,6 +266,7 @@ STEP="checking $MOUNT_POINT"
 current=$(mounted_image)
 if [ "$current" = "$IMAGE" ]; then
   say "unchanged: $MOUNT_POINT already has image $IMAGE_SHA256 mounted"
+  exit 0
 fi
 if [ -n "$current" ]; then
   case "$current" in
@@ -286,9 +287,10 @@ else
   download="$STATE_DIR/tmp/{{.P.ImageFile}}"
   fetch "$IMAGE_URL" "$download"
   STEP="verifying $IMAGE_URL"
-  true "$download" "$IMAGE_SHA256" "$IMAGE_URL"
+  verify "$download" "$IMAGE_SHA256" "$IMAGE_URL"
   chmod 0444 "$download"
   as_root mv -f "$download" "$IMAGE"
+  as_root chown 0:0 "$IMAGE"
   say "downloaded and verified $IMAGE"
 fi
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/internal/conda/fixture"
+	"github.com/sparkenv/sparkenv/runtime/connect/connecttest"
 )
 
 func TestMain(m *testing.M) {
@@ -47,16 +48,17 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":  cmdExitcode,
-			"sleep":     cmdSleep,
-			"corrupt":   cmdCorrupt,
-			"append":    cmdAppend,
-			"replace":   cmdReplace,
-			"nofile":    cmdNoFile,
-			"samebytes": cmdSameBytes,
-			"freeport":  cmdFreePort,
-			"mkchannel": cmdMkChannel,
-			"httpget":   cmdHTTPGet,
+			"exitcode":      cmdExitcode,
+			"sleep":         cmdSleep,
+			"corrupt":       cmdCorrupt,
+			"append":        cmdAppend,
+			"replace":       cmdReplace,
+			"nofile":        cmdNoFile,
+			"samebytes":     cmdSameBytes,
+			"freeport":      cmdFreePort,
+			"mkchannel":     cmdMkChannel,
+			"connectserver": cmdConnectServer,
+			"httpget":       cmdHTTPGet,
 		},
 	})
 }
@@ -169,6 +171,19 @@ var (
 	channelDir  string
 	channelErr  error
 )
+
+// connectserver VAR 35|40 starts a Spark Connect artifact server of that
+// version's behaviour and sets VAR to its sc:// URL.
+func cmdConnectServer(ts *testscript.TestScript, neg bool, args []string) {
+	mode := connecttest.Mode40
+	if args[1] == "35" {
+		mode = connecttest.Mode35
+	}
+	srv, err := connecttest.New(connecttest.Config{Mode: mode, Root: ts.MkAbs("connect-root")})
+	ts.Check(err)
+	ts.Defer(srv.Close)
+	ts.Setenv(args[0], srv.URL())
+}
 
 // freeport VAR sets VAR to a free loopback port.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {

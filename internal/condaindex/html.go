@@ -3,6 +3,7 @@ package condaindex
 import (
 	"fmt"
 	"html"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -86,9 +87,8 @@ func subdirPage(sd string, recs []*repodata.Record, opts Options) []byte {
 	fmt.Fprintf(&b, "</p>\n<p>%d packages</p>\n", len(recs))
 	b.WriteString("<table>\n<tr><th>File</th><th>Size</th><th>SHA-256</th></tr>\n")
 	for _, r := range recs {
-		fn := html.EscapeString(r.FileName)
 		fmt.Fprintf(&b, "<tr><td><a href=\"%s\">%s</a></td><td class=\"size\" title=\"%d bytes\">%s</td><td><code>%s</code></td></tr>\n",
-			fn, fn, r.Size, humanSize(r.Size), html.EscapeString(r.SHA256))
+			html.EscapeString(url.PathEscape(r.FileName)), html.EscapeString(r.FileName), r.Size, humanSize(r.Size), html.EscapeString(r.SHA256))
 	}
 	b.WriteString("</table>\n")
 	b.WriteString(pageTail)

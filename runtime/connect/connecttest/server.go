@@ -81,9 +81,10 @@ type Server struct {
 	// Addr is the 127.0.0.1:port the server listens on.
 	Addr string
 
-	grpc  *grpc.Server
-	lis   *listener
-	token string
+	grpc    *grpc.Server
+	lis     *listener
+	token   string
+	tempDir string // removed by Close
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
@@ -148,13 +149,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Mode != Mode35 && cfg.Mode != Mode40 {
 		return nil, fmt.Errorf("connecttest: unknown mode %d", cfg.Mode)
 	}
-	root := cfg.Root
+	root, temp := cfg.Root, ""
 	if root == "" {
 		d, err := os.MkdirTemp("", "connecttest-")
 		if err != nil {
 			return nil, err
 		}
-		root = d
+		root, temp = d, d
 	}
 	if err := os.MkdirAll(filepath.Join(root, ".staging"), 0o755); err != nil {
 		return nil, err
@@ -163,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecttest: listen: %w", err)
 	}
-	s := &Server{Mode: cfg.Mode, Root: root, Addr: l.Addr().String(), token: cfg.Token, sessions: map[sessionKey]*session{}}
+	s := &Server{Mode: cfg.Mode, Root: root, Addr: l.Addr().String(), token: cfg.Token, tempDir: temp, sessions: map[sessionKey]*session{}}
 	s.lis = &listener{Listener: l, s: s, conns: map[string]net.Conn{}}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(128 << 20),
@@ -180,8 +181,8 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start is New for tests: it fails t on error and stops the server (and
-// removes a temporary root) when the test ends.
+// Start is New for tests, with the root in t.TempDir() unless cfg names
+// one: it fails t on error and stops the server when the test ends.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.Root == "" {
@@ -195,8 +196,14 @@ func Start(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// Close stops the server at once, breaking open streams.
-func (s *Server) Close() { s.grpc.Stop() }
+// Close stops the server at once, breaking open streams, and removes the
+// root if New created it.
+func (s *Server) Close() {
+	s.grpc.Stop()
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+}
 
 // URL is a connection string for the server with the given parameters
 // (e.g. "user_id=alice", "session_id=…").
