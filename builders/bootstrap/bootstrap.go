@@ -469,7 +469,9 @@ func channelPlan(req *builders.Request, s *settings, rc *publishers.Receipt) (*p
 		SparkenvURL: s.SparkenvURL, SparkenvSHA256: s.SparkenvSHA256,
 		Extra: map[string][]byte{name + ".explicit.txt": explicit, name + ".lock.json": lockData},
 	}
-	if s.Installer != InstallerConda && p.SparkenvURL == "" {
+	// Even a conda installer gets the binary's URL: SPARKENV_INSTALLER on
+	// a node without conda switches to it.
+	if p.SparkenvURL == "" {
 		p.SparkenvURL, p.SparkenvSHA256 = sparkenvFromReceipt(rc, s.URLScheme, s.SparkenvSHA256)
 		if p.SparkenvURL == "" {
 			p.SparkenvURL = root + "/sparkenv"

@@ -73,6 +73,9 @@ func sharedDir() (string, error) {
 // package.
 func lockedEnv(t *testing.T) (*lock.Resolved, string, string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("solves an environment and runs the scripts for real")
+	}
 	testutil.Python(t, "3.11")
 	testutil.Tool(t, "gcc")
 	shared.envOnce.Do(func() {
@@ -204,17 +207,26 @@ type server struct {
 	mu    sync.Mutex
 	files map[string]string
 	bad   map[string]bool
+	flaky map[string]int // failures left before a path is served
 	hits  map[string]int
 }
 
 func newServer(t *testing.T) *server {
-	s := &server{files: map[string]string{}, bad: map[string]bool{}, hits: map[string]int{}}
+	s := &server{files: map[string]string{}, bad: map[string]bool{}, flaky: map[string]int{}, hits: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		src, ok := s.files[r.URL.Path]
 		bad := s.bad[r.URL.Path]
 		s.hits[r.URL.Path]++
+		fail := s.flaky[r.URL.Path] > 0
+		if fail {
+			s.flaky[r.URL.Path]--
+		}
 		s.mu.Unlock()
+		if fail {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -330,16 +342,18 @@ func TestImageModeMountsAndIsIdempotent(t *testing.T) {
 	via := receiptInput(t, publishers.Receipt{Address: "publish.s3.repo", Kind: "s3", Items: []publishers.ReceiptItem{{
 		Target: img.Address,
 		Files: []publishers.PublishedFile{{Path: main, SHA256: f.SHA256, Size: f.Size,
-			URLs: map[string]string{"https": u, "s3": "s3://bucket/image/x.sqfs"}}},
+			URLs: map[string]string{"https": u, "s3": "s3://bucket/image/x.sqfs", "file": "file://" + filepath.Join(img.Dir, main)}}},
 	}}})
 	out, _ := build(t, &Config{Image: img.Address, Via: via.Address}, img, via)
+	fileOut, _ := build(t, &Config{Image: img.Address, Via: via.Address, URLScheme: "file", Platforms: []string{Yandex}}, img, via)
 
 	t.Run("auto", func(t *testing.T) {
 		// A loop mount where the kernel allows it, squashfuse otherwise;
-		// fstab records the method used.
+		// fstab records the method used. The image comes from a file://
+		// URL this time.
 		root := t.TempDir()
 		t.Cleanup(func() { unmountAll(mnt) })
-		log, err := run(t, filepath.Join(out, ScriptName[Yandex]), root)
+		log, err := run(t, filepath.Join(fileOut, ScriptName[Yandex]), root)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, log)
 		}
@@ -537,10 +551,22 @@ func TestImageModeReplacesItsOwnImageOnly(t *testing.T) {
 	}
 	unmountAll(mnt)
 
-	// An earlier image of the script gives way to the new one, in fstab too.
+	// An earlier image of the script gives way to the new one, in fstab
+	// too. The server fails twice first: downloads retry.
 	root := t.TempDir()
-	if log, err := run(t, oldScript, root, "SPARKENV_MOUNT=squashfuse"); err != nil {
+	srv.mu.Lock()
+	for p := range srv.files {
+		if strings.HasPrefix(p, "/old/") {
+			srv.flaky[p] = 2
+		}
+	}
+	srv.mu.Unlock()
+	log, err = run(t, oldScript, root, "SPARKENV_MOUNT=squashfuse", "SPARKENV_RETRIES=3", "SPARKENV_RETRY_DELAY=0")
+	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
+	}
+	if !strings.Contains(log, "(attempt 2 of 3), retrying") {
+		t.Fatalf("no retries logged:\n%s", log)
 	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "marker")); err != nil || string(b) != "older image\n" {
 		t.Fatalf("old image not mounted: %q %v", b, err)

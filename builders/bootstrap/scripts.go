@@ -102,6 +102,7 @@ const scriptText = `#!/usr/bin/env bash
 #   SPARKENV_BIN          a sparkenv binary already on the node (skips the download)
 {{- end}}
 #   SPARKENV_RETRIES      download attempts (default 5)
+#   SPARKENV_RETRY_DELAY  seconds before the first retry, doubling after (default 2)
 set -euo pipefail
 set -o errtrace
 umask 022
@@ -110,6 +111,7 @@ SPARKENV_ROOT="${SPARKENV_ROOT:-}"
 LOG="${SPARKENV_LOG:-$SPARKENV_ROOT/var/log/sparkenv-bootstrap.log}"
 STATE_DIR="${SPARKENV_STATE_DIR:-$SPARKENV_ROOT/var/lib/sparkenv}"
 RETRIES="${SPARKENV_RETRIES:-5}"
+RETRY_DELAY="${SPARKENV_RETRY_DELAY:-2}"
 PLATFORM={{q .Platform.Name}}
 STEP="starting"
 RUNNING=""
@@ -173,7 +175,7 @@ trap on_exit EXIT
 # fetch URL DEST downloads with retries and exponential backoff; DEST only
 # ever holds a complete download.
 fetch() {
-  local url=$1 dest=$2 attempt=1 delay=2
+  local url=$1 dest=$2 attempt=1 delay=$RETRY_DELAY
   while :; do
     rm -f "$dest.part"
     if fetch_once "$url" "$dest.part"; then
@@ -404,6 +406,7 @@ install_with_sparkenv() {
   local bin="${SPARKENV_BIN:-}"
   if [ -z "$bin" ]; then
     bin="$WORK/sparkenv"
+    [ -n "$SPARKENV_URL" ] || die "no URL of a sparkenv binary is known: set SPARKENV_BIN to one on this node"
     if [ ! -x "$bin" ] || { [ -n "$SPARKENV_SHA256" ] && ! sha_ok "$bin" "$SPARKENV_SHA256"; }; then
       STEP="downloading sparkenv from $SPARKENV_URL"
       fetch "$SPARKENV_URL" "$bin.download"

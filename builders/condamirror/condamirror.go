@@ -12,6 +12,7 @@ package condamirror
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -23,11 +24,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/condaenv"
+	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
 	"github.com/sparkenv/sparkenv/internal/conda/repodata"
@@ -95,21 +98,26 @@ func (*Builder) Validate(cfg any, baseDir string) error {
 }
 
 // Inputs lists, in capture mode, the package archives of the installation's
-// package cache and its urls.txt: the mirror is rebuilt when any changes.
+// package cache, its urls.txt and the channel records conda kept beside
+// the extracted packages: the mirror is rebuilt when any changes.
 func (*Builder) Inputs(cfg any, baseDir string) ([]string, error) {
 	c := cfg.(*Config)
 	if c.SourcePrefix == "" {
 		return nil, nil
 	}
-	archives, urls, err := listCache(sourcePrefix(c, baseDir))
+	l, err := listCache(sourcePrefix(c, baseDir))
 	if err != nil {
 		return nil, err
 	}
-	if urls != "" {
-		archives = append(archives, urls)
+	out := append([]string(nil), l.archives...)
+	if l.urls != "" {
+		out = append(out, l.urls)
 	}
-	sort.Strings(archives)
-	return archives, nil
+	for _, r := range l.records {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func sourcePrefix(c *Config, baseDir string) string {
@@ -123,26 +131,39 @@ func sourcePrefix(c *Config, baseDir string) string {
 	return filepath.Clean(p)
 }
 
-// listCache returns the package archives of <prefix>/pkgs, sorted, and the
-// path of its urls.txt ("" when there is none).
-func listCache(prefix string) ([]string, string, error) {
+// cacheListing is what a conda package cache holds that a mirror uses.
+type cacheListing struct {
+	archives []string // sorted
+	urls     string   // urls.txt, or ""
+	// records maps an archive to the repodata_record.json conda wrote into
+	// its extracted folder: the channel's record, with the channel's
+	// metadata patches, which info/index.json does not have.
+	records map[string]string
+}
+
+func listCache(prefix string) (*cacheListing, error) {
 	dir := filepath.Join(prefix, "pkgs")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, "", fmt.Errorf("source_prefix %s: %w", prefix, err)
+		return nil, fmt.Errorf("source_prefix %s: %w", prefix, err)
 	}
-	var archives []string
-	urls := ""
+	l := &cacheListing{records: map[string]string{}}
 	for _, e := range ents {
 		if e.Name() == "urls.txt" && e.Type().IsRegular() {
-			urls = filepath.Join(dir, e.Name())
+			l.urls = filepath.Join(dir, e.Name())
 		}
-		if e.Type().IsRegular() && condaindex.IsPackageFile(e.Name()) {
-			archives = append(archives, filepath.Join(dir, e.Name()))
+		if !e.Type().IsRegular() || !condaindex.IsPackageFile(e.Name()) {
+			continue
+		}
+		archive := filepath.Join(dir, e.Name())
+		l.archives = append(l.archives, archive)
+		rec := filepath.Join(dir, repodata.Stem(e.Name()), "info", "repodata_record.json")
+		if fi, err := os.Lstat(rec); err == nil && fi.Mode().IsRegular() {
+			l.records[archive] = rec
 		}
 	}
-	sort.Strings(archives)
-	return archives, urls, nil
+	sort.Strings(l.archives)
+	return l, nil
 }
 
 // Build copies the packages into the output and indexes them.
@@ -322,16 +343,18 @@ func jobs(n int) int {
 
 // capture builds the packages of a conda installation's package cache.
 // urls.txt tells each file's subdir (the download URL's second-to-last
-// path element); a file it does not list goes where its info/index.json
-// says.
+// path element); a file it does not list goes where its channel record or
+// info/index.json says. A package's record is the channel's (from
+// repodata_record.json) when conda kept one that describes these exact
+// bytes, else its info/index.json.
 func capture(ctx context.Context, req *builders.Request, prefix string) ([]condaindex.Package, error) {
-	archives, urlsPath, err := listCache(prefix)
+	l, err := listCache(prefix)
 	if err != nil {
 		return nil, err
 	}
 	subdirOf := map[string]string{}
-	if urlsPath != "" {
-		data, err := os.ReadFile(urlsPath)
+	if l.urls != "" {
+		data, err := os.ReadFile(l.urls)
 		if err != nil {
 			return nil, err
 		}
@@ -341,16 +364,37 @@ func capture(ctx context.Context, req *builders.Request, prefix string) ([]conda
 	for _, f := range req.InputFiles {
 		hashed[filepath.Clean(f.Path)] = f.SHA256
 	}
-	out := make([]condaindex.Package, len(archives))
+	log := logOf(req)
+	var logMu sync.Mutex
+	out := make([]condaindex.Package, len(l.archives))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs(req.Jobs))
-	for i, src := range archives {
+	for i, src := range l.archives {
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
 			fn := filepath.Base(src)
+			var chanRec *repodata.Record
+			if p := l.records[src]; p != "" {
+				if want, ok := hashed[filepath.Clean(p)]; ok {
+					if sum, _, err := artifact.HashFile(p); err != nil || sum != want {
+						return fmt.Errorf("%s changed since the build was planned", p)
+					}
+				}
+				if b, err := os.ReadFile(p); err == nil {
+					var r repodata.Record
+					if json.Unmarshal(b, &r) == nil {
+						chanRec = &r
+					}
+				}
+			}
 			sd := subdirOf[fn]
+			if sd == "" && chanRec != nil {
+				if s, _, err := placement(chanRec); err == nil {
+					sd = s
+				}
+			}
 			if sd == "" {
 				info, err := pkg.ReadInfo(src)
 				if err != nil {
@@ -375,6 +419,22 @@ func capture(ctx context.Context, req *builders.Request, prefix string) ([]conda
 			if want, ok := hashed[filepath.Clean(src)]; ok && want != p.Record.SHA256 {
 				return fmt.Errorf("%s changed since the build was planned (sha256 %s, was %s)", src, p.Record.SHA256, want)
 			}
+			if chanRec != nil {
+				if describes(chanRec, &p.Record) {
+					rec := *chanRec
+					rec.URL, rec.Channel = "", ""
+					rec.FileName, rec.Subdir = fn, sd
+					rec.SHA256, rec.MD5, rec.Size = p.Record.SHA256, p.Record.MD5, p.Record.Size
+					if rec.Depends == nil {
+						rec.Depends = []string{}
+					}
+					p.Record = rec
+				} else {
+					logMu.Lock()
+					fmt.Fprintf(log, "%s: the channel record beside it describes other bytes; using info/index.json\n", src)
+					logMu.Unlock()
+				}
+			}
 			out[i] = *p
 			return nil
 		})
@@ -383,6 +443,24 @@ func capture(ctx context.Context, req *builders.Request, prefix string) ([]conda
 		return nil, err
 	}
 	return out, nil
+}
+
+// describes tells whether a channel record is that of the package read
+// from a file: same name, version and build, and a matching checksum.
+func describes(ch, file *repodata.Record) bool {
+	if ch.Name != file.Name || ch.Version != file.Version || ch.Build != file.Build {
+		return false
+	}
+	if ch.Size > 0 && ch.Size != file.Size {
+		return false
+	}
+	switch {
+	case ch.SHA256 != "":
+		return strings.EqualFold(ch.SHA256, file.SHA256)
+	case ch.MD5 != "":
+		return strings.EqualFold(ch.MD5, file.MD5)
+	}
+	return false
 }
 
 // ParseURLs reads a package cache's urls.txt (one download URL a line,

@@ -310,6 +310,26 @@ func fakeInstallation(t *testing.T, channel string, skip string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// conda keeps the channel's record beside each extracted package; the
+	// channel may have patched it (here: a tighter python bound).
+	fixtureRecs := mirrored(t, channel, "linux-64", "noarch")
+	for key, patch := range map[string]func(*repodata.Record){
+		"noarch/textnorm-1.0.0-pyh0_0.conda":  func(r *repodata.Record) { r.Depends = []string{"python >=3.10"} },
+		"noarch/wordcount-2.1.0-pyh0_0.conda": func(r *repodata.Record) { r.Depends = nil; r.SHA256 = strings.Repeat("0", 64) },
+	} {
+		r := fixtureRecs[key]
+		patch(&r)
+		r.URL = "https://conda.example.org/somechannel/" + key
+		r.Channel = "https://conda.example.org/somechannel"
+		b, _ := json.Marshal(r)
+		p := filepath.Join(pkgsDir, repodata.Stem(r.FileName), "info", "repodata_record.json")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sort.Strings(urls)
 	// conda appends: a line may repeat, and other lines are noise
 	urls = append(urls, urls[0], "", "https://conda.example.org/somechannel/linux-64/not-a-package.txt")
@@ -336,12 +356,13 @@ func TestCaptureInstallation(t *testing.T) {
 	for _, p := range inputs {
 		names = append(names, filepath.Base(p))
 	}
+	sort.Strings(names)
 	fixtureRecs := mirrored(t, channel, "linux-64", "noarch")
 	var wantNames []string
 	for k := range fixtureRecs {
 		wantNames = append(wantNames, filepath.Base(k))
 	}
-	wantNames = append(wantNames, "urls.txt")
+	wantNames = append(wantNames, "urls.txt", "repodata_record.json", "repodata_record.json")
 	sort.Strings(wantNames)
 	if d := cmp.Diff(wantNames, names); d != "" {
 		t.Errorf("inputs:\n%s", d)
@@ -354,15 +375,37 @@ func TestCaptureInstallation(t *testing.T) {
 		}
 		req.InputFiles = append(req.InputFiles, builders.InputFile{Path: p, SHA256: sum, Size: size})
 	}
+	var log strings.Builder
+	req.Log = &log
 	res, err := b.Build(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(log.String(), "wordcount-2.1.0-pyh0_0.conda: the channel record beside it describes other bytes") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	// The channel's patched record wins where it describes the file; the
+	// one that does not (wrong sha256) is ignored.
+	patched := fixtureRecs["noarch/textnorm-1.0.0-pyh0_0.conda"]
+	patched.Depends = []string{"python >=3.10"}
+	fixtureRecs["noarch/textnorm-1.0.0-pyh0_0.conda"] = patched
 	if d := cmp.Diff(fixtureRecs, mirrored(t, req.OutDir, "linux-64", "noarch")); d != "" {
 		t.Errorf("captured records (-fixture +mirror):\n%s", d)
 	}
 	if res.Metadata["subdirs"] != "linux-64,noarch" {
 		t.Errorf("metadata %v", res.Metadata)
+	}
+
+	if _, err := os.Stat(filepath.Join(req.OutDir, "noarch", "index.html")); err != nil {
+		t.Error(err)
+	}
+	no := false
+	reqNoHTML := request(t, nil, pkgs, &Config{SourcePrefix: prefix, HTML: &no})
+	if _, err := b.Build(context.Background(), reqNoHTML); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(reqNoHTML.OutDir, "*", "index.html")); len(m) > 0 {
+		t.Errorf("html = false wrote %v", m)
 	}
 
 	// A package changed after planning is refused.

@@ -171,7 +171,14 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	prefix := c.DestPrefix
 	relocatable := prefix == ""
 	if relocatable {
-		prefix = PackPrefix
+		room, err := binaryRoom(ctx, req, res.Environment)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", req.Address, err)
+		}
+		prefix = padPrefix(packBase, room)
+		if room < maxRoom {
+			fmt.Fprintf(req.Log, "warning: a package has a %d-byte binary placeholder: the archive can be unpacked (with conda-unpack) only into a path of at most %d bytes\n", room, room)
+		}
 	}
 	stage := filepath.Join(req.TempDir, "root")
 	rep, err := condaenv.Stage(ctx, req, res, stage, prefix)
@@ -209,7 +216,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	}
 	out := c.output(req.Name)
 	prep, err := Pack(ctx, stage, filepath.Join(req.OutDir, out), PackOptions{
-		Format: c.format(), Level: c.level(), Jobs: req.Jobs, Symlinks: c.symlinks(), Relocatable: relocatable,
+		Format: c.format(), Level: c.level(), Jobs: req.Jobs, Symlinks: c.symlinks(), Relocatable: relocatable, Prefix: prefix,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req.Address, err)

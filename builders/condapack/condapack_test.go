@@ -144,6 +144,25 @@ func TestTarGzReproducibleAcrossJobs(t *testing.T) {
 	}
 }
 
+// TestBuildLogHasNoAuditWarnings: a freshly installed environment passes
+// the audit, so a warning would be a false alarm.
+func TestBuildLogHasNoAuditWarnings(t *testing.T) {
+	t.Parallel()
+	res, pkgs := lockedEnv(t)
+	req := request(t, res, pkgs, &Config{Environment: "environment.etl", Format: "tar.zst", CompilePyc: new(bool)}, 2)
+	var log strings.Builder
+	req.Log = &log
+	if _, err := New().Build(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "differs from what conda installed") || strings.Contains(log.String(), "is missing") {
+		t.Fatalf("audit warnings on a fresh install:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "rewritten by bin/conda-unpack") {
+		t.Fatalf("log:\n%s", log.String())
+	}
+}
+
 func TestRelocatableArchive(t *testing.T) {
 	t.Parallel()
 	p, _ := build(t, &Config{Environment: "environment.etl"}, 2)

@@ -28,9 +28,11 @@
 // With dest_prefix the environment is patched at pack time for that
 // destination and the archive holds no conda-unpack and no list.
 //
-// Packages whose binary files carry the legacy 32-character placeholder
-// cannot be installed for a 255-byte prefix; such environments need
-// dest_prefix (of at most 32 bytes).
+// A package whose binary files carry a shorter placeholder (the legacy
+// 32-character /opt/anaconda1anaconda2anaconda3) cannot take a 255-byte
+// prefix: the packing prefix is then cut to the shortest binary placeholder
+// of the environment, and conda-unpack can relocate such an archive only
+// into a path no longer than that (the build log says so).
 //
 // # Formats
 //

@@ -22,7 +22,9 @@ import (
 // PackPrefix is the prefix a relocatable environment is installed for: a
 // path no real installation uses, padded to 255 bytes like conda-build's
 // placeholders (see the package documentation).
-var PackPrefix = padPrefix("/opt/sparkenv-conda-pack/env", 255)
+// Environments with a package whose binary placeholder is shorter get a
+// prefix cut to that length (PackOptions.Prefix).
+var PackPrefix = padPrefix(packBase, maxRoom)
 
 func padPrefix(base string, n int) string {
 	s := base
@@ -63,9 +65,11 @@ type PackOptions struct {
 	Level    int
 	Jobs     int
 	Symlinks archive.SymlinkPolicy
-	// Relocatable lists the files holding PackPrefix and adds the
-	// manifest and bin/conda-unpack.
+	// Relocatable lists the files holding Prefix and adds the manifest
+	// and bin/conda-unpack.
 	Relocatable bool
+	// Prefix the environment was installed for; default PackPrefix.
+	Prefix string
 }
 
 // PackReport says what Pack did.
@@ -81,8 +85,12 @@ func Pack(ctx context.Context, stage, out string, o PackOptions) (*PackReport, e
 		return nil, err
 	}
 	rep := &PackReport{}
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = PackPrefix
+	}
 	if o.Relocatable {
-		m, err := scan(ctx, stage, entries, PackPrefix, o.Jobs)
+		m, err := scan(ctx, stage, entries, prefix, o.Jobs)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +108,7 @@ func Pack(ctx context.Context, stage, out string, o PackOptions) (*PackReport, e
 			case path.Dir(ManifestPath):
 				hasDir = true
 			}
-			kept = append(kept, relativeLink(e, PackPrefix))
+			kept = append(kept, relativeLink(e, prefix))
 		}
 		entries = append(kept,
 			archive.Entry{Path: ManifestPath, Mode: 0o644, Data: append(b, '\n')},

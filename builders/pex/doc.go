@@ -17,7 +17,8 @@
 //
 //	__main__.py              the bootstrap (bootstrap.py in this package)
 //	PEX-INFO                 JSON: requirements, distributions, constraints, hashes
-//	.deps/<wheel file>/...   each wheel, unzipped (PEX's layout)
+//	.deps/<wheel file>/...   each wheel, installed: libraries at the root,
+//	                         scripts and data under .prefix/ (PEX's layout)
 //	<sources>/...            the user's code, when sources is set
 //
 // At run time the bootstrap checks the interpreter against the constraints
@@ -26,6 +27,16 @@
 // under the system temp dir), atomically so that many executors starting
 // at once are safe, and then behaves as the python command: Spark's workers
 // start it as `./job.pex -m pyspark.daemon`.
+//
+// The command line: with no entry point, the PEX is a python command
+// (-c CODE, -m MODULE, a script, "-" or piped stdin, an interactive
+// prompt; the options -u -B -s -W -X take effect, -E -I -S -O -b -d -q -v
+// -x are accepted and change nothing once the interpreter runs). With an
+// entry point, the arguments go to it, unless the command line is a python
+// one naming code to run (-c or -m, possibly after options), which Spark's
+// worker start needs; PEX_INTERPRETER=1 forces the python command. The
+// interpreter's own site-packages are left off sys.path unless
+// PEX_INHERIT_PATH is "fallback" (after the PEX's) or "prefer" (before).
 //
 // Only the environment's pip wheels go into the PEX. Its conda packages do
 // not: a PEX holds no interpreter and no native libraries outside wheels.

@@ -1,7 +1,6 @@
 package pex
 
 import (
-	"archive/zip"
 	"bufio"
 	"context"
 	"crypto/sha256"
@@ -12,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -28,6 +26,11 @@ import (
 
 // Kind is the first label of the target block.
 const Kind = "pex"
+
+// scriptPython is the interpreter named by the scripts of the bundled
+// wheels. They are never run from their path inside a PEX (the PEX itself is
+// the interpreter), so any absolute python does.
+const scriptPython = "/usr/bin/python3"
 
 // DefaultShebang is the first line of a PEX unless configured.
 const DefaultShebang = "#!/usr/bin/env python3"
@@ -270,17 +273,26 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		dists[w.Filename] = strings.ToLower(w.SHA256)
 		reqs = append(reqs, w.Name+"=="+w.Version)
 		dir := filepath.Join(stage, w.Filename)
-		if err := Unzip(paths[i], dir); err != nil {
+		// The installed form of a wheel (PEX's .deps layout): its
+		// libraries at the root, scripts and data under .prefix/, every
+		// file checked against the wheel's RECORD.
+		prefix := filepath.Join(dir, ".prefix")
+		_, err := wheel.Install(ctx, paths[i], wheel.Scheme{
+			Purelib: dir, Platlib: dir, Scripts: filepath.Join(prefix, "bin"), Data: prefix,
+			Headers: filepath.Join(prefix, "include", "site", "python", w.Name),
+			Python:  scriptPython,
+		}, wheel.Options{})
+		if err != nil {
 			return nil, fmt.Errorf("pex %s: %w", req.Address, err)
 		}
 		es, err := archive.Collect(dir, archive.CollectOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("pex %s: %w", req.Address, err)
 		}
-		prefix := ".deps/" + w.Filename
-		entries = append(entries, archive.Entry{Path: prefix, Mode: fs.ModeDir | 0o755})
+		member := ".deps/" + w.Filename
+		entries = append(entries, archive.Entry{Path: member, Mode: fs.ModeDir | 0o755})
 		for _, e := range es {
-			e.Path = prefix + "/" + e.Path
+			e.Path = member + "/" + e.Path
 			entries = append(entries, e)
 		}
 	}
@@ -440,64 +452,4 @@ func FetchWheels(ctx context.Context, req *builders.Request, ws []lock.Wheel) ([
 		return nil, fmt.Errorf("fetch wheels: %w", err)
 	}
 	return paths, nil
-}
-
-// Unzip writes the members of the wheel at whl below dest (created),
-// refusing names that are absolute or climb out of it. Executable bits
-// recorded in the wheel are kept; everything else is 0644/0755.
-func Unzip(whl, dest string) error {
-	zr, err := zip.OpenReader(whl)
-	if err != nil {
-		return fmt.Errorf("wheel %s: %w", filepath.Base(whl), err)
-	}
-	defer zr.Close()
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	for _, f := range zr.File {
-		name := f.Name
-		clean := path.Clean(strings.TrimSuffix(name, "/"))
-		if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, `\`) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || clean != strings.TrimSuffix(name, "/") {
-			return fmt.Errorf("wheel %s: member %q is not a clean relative path", filepath.Base(whl), name)
-		}
-		target := filepath.Join(dest, filepath.FromSlash(clean))
-		if strings.HasSuffix(name, "/") {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			continue
-		}
-		if f.Mode()&fs.ModeType != 0 {
-			return fmt.Errorf("wheel %s: member %s is not a regular file", filepath.Base(whl), name)
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		perm := os.FileMode(0o644)
-		if f.Mode()&0o111 != 0 {
-			perm = 0o755
-		}
-		if err := writeMember(f, target, perm, buf); err != nil {
-			return fmt.Errorf("wheel %s: %s: %w", filepath.Base(whl), name, err)
-		}
-	}
-	return nil
-}
-
-func writeMember(f *zip.File, target string, perm os.FileMode, buf []byte) error {
-	rc, err := f.Open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.CopyBuffer(out, rc, buf); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

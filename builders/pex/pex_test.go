@@ -71,15 +71,21 @@ type run struct {
 	env   []string
 	stdin string
 	dir   string
+	// relative runs "./<file>" from the PEX's directory, as Spark does.
+	relative bool
 }
 
 // exec runs the PEX as Spark does: the file itself, through its shebang.
 func execPex(t *testing.T, pexPath string, r run) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(pexPath, r.args...)
+	cmd.Dir = r.dir
+	if r.relative {
+		cmd = exec.Command("./"+filepath.Base(pexPath), r.args...)
+		cmd.Dir = filepath.Dir(pexPath)
+	}
 	cmd.Env = append(os.Environ(), r.env...)
 	cmd.Stdin = strings.NewReader(r.stdin)
-	cmd.Dir = r.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -108,6 +114,11 @@ func TestRunsLikePython(t *testing.T) {
 			root := t.TempDir()
 			work := t.TempDir()
 			writeFile(t, filepath.Join(work, "script.py"), "import sys, a, job.main\nprint('script', a.f(), sys.argv, sys.path[0] == __import__('os').getcwd())\n")
+			sparkZip := filepath.Join(work, "pyspark.zip")
+			writeZipFile(t, sparkZip, map[string]string{
+				"sparkside/__init__.py": "",
+				"sparkside/worker.py":   "import sys, b\nprint('worker', b.g(), sys.argv[1:])\n",
+			})
 			base := []string{"PEX_ROOT=" + root}
 			inter := append([]string{"PEX_INTERPRETER=1"}, base...)
 			cases := []struct {
@@ -123,6 +134,10 @@ func TestRunsLikePython(t *testing.T) {
 				{"flags", run{args: []string{"-u", "-B", "-E", "-s", "-W", "ignore", "-X", "dev", "-O", "-m", "pyspark.daemon"}}, "daemon beta-g:alpha-f True\n", 0},
 				{"xoption", run{args: []string{"-X", "k=v", "-c", "import sys; print(sys._xoptions['k'], sys.dont_write_bytecode)"}, env: []string{"PYTHONDONTWRITEBYTECODE="}}, "v False\n", 0},
 				{"B", run{args: []string{"-B", "-c", "import sys; print(sys.dont_write_bytecode)"}, env: []string{"PYTHONDONTWRITEBYTECODE="}}, "True\n", 0},
+				{"u", run{args: []string{"-u", "-c", "import sys; print(sys.stdout.write_through, sys.stderr.write_through)"}, env: []string{"PYTHONUNBUFFERED="}}, "True True\n", 0},
+				// Spark: "./job.pex -m <worker module>" from the
+				// executor's directory, with pyspark.zip on PYTHONPATH.
+				{"spark-pythonpath", run{args: []string{"-m", "sparkside.worker", "w"}, env: []string{"PYTHONPATH=" + sparkZip}, relative: true}, "worker beta-g:alpha-f ['w']\n", 0},
 				{"entry-no-args", run{}, "entry beta-g:alpha-f []\n", 0},
 				{"entry-argv", run{args: []string{"--fail", "x y", "-v"}}, "entry beta-g:alpha-f ['--fail', 'x y', '-v']\n", 3},
 				{"sources", run{args: []string{"-c", "import job.main; job.main.run()"}}, "job beta-g:alpha-f\n", 0},
@@ -359,20 +374,57 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestRefusesUnsafeWheel(t *testing.T) {
+// TestOtherInterpreters runs the bootstrap on the oldest and newest
+// interpreters it supports, and on Python 2.7 (which only needs to be told
+// clearly when it is refused, but runs an unconstrained PEX as well).
+func TestOtherInterpreters(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	f := newFixture(t)
+	for _, v := range []string{"2.7", "3.6", "3.13"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			py := testutil.Python(t, v)
+			pexPath, _ := f.build(t, &Config{Shebang: "#!" + py})
+			env := []string{"PEX_ROOT=" + t.TempDir()}
+			out, stderr, code := execPex(t, pexPath, run{args: []string{"-c", "import b; print(b.g())"}, env: env})
+			if code != 0 || out != "beta-g:alpha-f\n" {
+				t.Errorf("-c: exit %d, %q, %s", code, out, stderr)
+			}
+			if v == "2.7" {
+				return
+			}
+			out, stderr, code = execPex(t, pexPath, run{args: []string{"-m", "pyspark.daemon"}, env: env})
+			if code != 0 || out != "daemon beta-g:alpha-f True\n" {
+				t.Errorf("-m pyspark.daemon: exit %d, %q, %s", code, out, stderr)
+			}
+		})
+	}
+}
+
+func TestModuleEntryPoint(t *testing.T) {
+	t.Parallel()
+	py := testutil.Python(t, "3.11")
+	f := newFixture(t)
+	pexPath, _ := f.build(t, &Config{EntryPoint: "b", Shebang: "#!" + py})
+	out, stderr, code := execPex(t, pexPath, run{args: []string{"x"}, env: []string{"PEX_ROOT=" + t.TempDir()}})
+	if code != 0 || out != "b-main beta-g:alpha-f ['x']\n" {
+		t.Errorf("exit %d, %q, %s", code, out, stderr)
+	}
+}
+
+func writeZipFile(t *testing.T, p string, files map[string]string) {
+	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	w, _ := zw.Create("../evil.py")
-	w.Write([]byte("x"))
-	zw.Close()
-	p := filepath.Join(dir, "evil-1.0-py3-none-any.whl")
+	for name, data := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(data))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, p, buf.String())
-	if err := Unzip(p, filepath.Join(dir, "out")); err == nil || !strings.Contains(err.Error(), "not a clean relative path") {
-		t.Errorf("Unzip = %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "evil.py")); err == nil {
-		t.Errorf("a member escaped the destination")
-	}
 }

@@ -3,6 +3,7 @@ package venvpack
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -121,30 +122,35 @@ const placeholderPython = "/sparkenv-venv-placeholder/bin/python"
 // into a sh/Python polyglot: sh runs the python in the script's own
 // directory (bin/ of wherever the archive was unpacked), Python sees the
 // sh line as a string. Other files are returned unchanged, with false.
-func relocateScript(data []byte) ([]byte, bool) {
+func relocateScript(data []byte) ([]byte, bool, error) {
 	prefix := []byte("#!" + placeholderPython)
 	if !bytes.HasPrefix(data, prefix) {
-		return data, false
+		return data, false, nil
 	}
 	line, rest, _ := bytes.Cut(data, []byte("\n"))
-	args := strings.TrimSpace(string(line[len(prefix):]))
-	if args != "" && !strings.HasPrefix(string(line[len(prefix):]), " ") {
-		return data, false // "#!/…/pythonX": not ours
+	tail := string(line[len(prefix):])
+	if tail != "" && tail[0] != ' ' && tail[0] != '\t' {
+		return data, false, nil // "#!/…/python3": not ours
+	}
+	args := strings.Fields(tail)
+	for _, a := range args {
+		if !safeArg.MatchString(a) {
+			return nil, false, fmt.Errorf("script interpreter option %q cannot be carried into a relocatable launcher", a)
+		}
 	}
 	var b bytes.Buffer
-	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "'''exec' \"$(dirname -- \"$0\")/python\"")
-	if args != "" {
-		b.WriteString(" " + shQuote(args))
+	b.WriteString(`#!/bin/sh` + "\n" + `'''exec' "$(dirname -- "$0")/python"`)
+	for _, a := range args {
+		b.WriteString(" " + a)
 	}
-	b.WriteString(" \"$0\" \"$@\"\n' '''\n")
+	b.WriteString(` "$0" "$@"` + "\n" + `' '''` + "\n")
 	b.Write(rest)
-	return b.Bytes(), true
+	return b.Bytes(), true, nil
 }
 
-func shQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// safeArg is what an interpreter option may hold to be written unquoted in
+// both sh and the Python string that the launcher's first lines are.
+var safeArg = regexp.MustCompile(`^[A-Za-z0-9_.=:,+-]+$`)
 
 const readme = `This archive is a Python virtual environment written by sparkenv for target %s.
 

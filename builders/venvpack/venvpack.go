@@ -190,14 +190,12 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	if c.Copies && condaPy == "" {
 		return nil, fmt.Errorf("venv_pack %s: copies = true takes the interpreter from the environment, but %s has no python package; add python to its conda specs", req.Address, c.Environment)
 	}
-	if c.Copies && c.PythonVersion == "" {
-		c2 := *c
-		c2.PythonVersion = condaPy
-		c = &c2
-	}
 	full, xy, err := c.version(condaPy)
 	if err != nil {
 		return nil, err
+	}
+	if m := exeVersion.FindStringSubmatch(c.Python); !c.Copies && m != nil && m[1] != xy {
+		return nil, fmt.Errorf("venv_pack %s: python %s names Python %s, but the environment is for Python %s (python_version or the environment's conda python); site-packages would be lib/python%s, which that interpreter does not read", req.Address, c.Python, m[1], xy, xy)
 	}
 	if c.Copies && !strings.HasPrefix(condaPy+".", xy+".") {
 		return nil, fmt.Errorf("venv_pack %s: python_version %s differs from the environment's python %s", req.Address, full, condaPy)
@@ -327,7 +325,10 @@ func relocateFile(p string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	out, ok := relocateScript(data)
+	out, ok, err := relocateScript(data)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Base(p), err)
+	}
 	if !ok {
 		return 0, nil
 	}

@@ -173,6 +173,16 @@ func TestVersionMismatchFails(t *testing.T) {
 	}
 }
 
+func TestPathVersionMismatchFails(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var log bytes.Buffer
+	_, err := New().Build(context.Background(), f.request(t, &Config{Python: "/opt/py/bin/python3.10", PythonVersion: "3.11"}, &log))
+	if err == nil || !strings.Contains(err.Error(), "names Python 3.10") {
+		t.Errorf("Build = %v", err)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -213,14 +223,42 @@ func TestValidate(t *testing.T) {
 func TestRelocateScript(t *testing.T) {
 	t.Parallel()
 	in := "#!" + placeholderPython + " -E\n# -*- coding: utf-8 -*-\nimport sys\n"
-	out, ok := relocateScript([]byte(in))
-	want := "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" '-E' \"$0\" \"$@\"\n' '''\n# -*- coding: utf-8 -*-\nimport sys\n"
-	if !ok || string(out) != want {
+	out, ok, err := relocateScript([]byte(in))
+	want := "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" -E \"$0\" \"$@\"\n' '''\n# -*- coding: utf-8 -*-\nimport sys\n"
+	if err != nil || !ok || string(out) != want {
 		t.Errorf("relocateScript = %q, %v\nwant %q", out, ok, want)
 	}
+	if _, _, err := relocateScript([]byte("#!" + placeholderPython + " -c'x'\n")); err == nil {
+		t.Errorf("relocateScript accepted an option with quotes")
+	}
 	for _, s := range []string{"#!/usr/bin/python\n", "#!" + placeholderPython + "3\n", "binary\x00"} {
-		if _, ok := relocateScript([]byte(s)); ok {
+		if _, ok, _ := relocateScript([]byte(s)); ok {
 			t.Errorf("relocateScript rewrote %q", s)
 		}
 	}
+}
+
+func FuzzRelocateScript(f *testing.F) {
+	for _, s := range []string{"#!" + placeholderPython + "\nimport x\n", "#!" + placeholderPython + " -E -s\n", "#!" + placeholderPython, "#!/bin/sh\n", "", "#!" + placeholderPython + " '''\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, ok, err := relocateScript(data)
+		if err != nil {
+			return
+		}
+		if !ok {
+			if !bytes.Equal(out, data) {
+				t.Fatalf("unchanged script was modified")
+			}
+			return
+		}
+		if !bytes.HasPrefix(out, []byte("#!/bin/sh\n'''exec' ")) {
+			t.Fatalf("rewritten script does not start with the trampoline: %q", out)
+		}
+		_, rest, _ := bytes.Cut(data, []byte("\n"))
+		if !bytes.HasSuffix(out, rest) {
+			t.Fatalf("the script body was changed")
+		}
+	})
 }

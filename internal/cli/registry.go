@@ -2,8 +2,14 @@ package cli
 
 import (
 	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/bootstrap"
+	"github.com/sparkenv/sparkenv/builders/condamirror"
+	"github.com/sparkenv/sparkenv/builders/condapack"
+	"github.com/sparkenv/sparkenv/builders/pex"
+	"github.com/sparkenv/sparkenv/builders/pipmirror"
 	"github.com/sparkenv/sparkenv/builders/pyfiles"
 	"github.com/sparkenv/sparkenv/builders/squashfs"
+	"github.com/sparkenv/sparkenv/builders/venvpack"
 	"github.com/sparkenv/sparkenv/planner"
 	"github.com/sparkenv/sparkenv/publishers"
 	"github.com/sparkenv/sparkenv/publishers/local"
@@ -15,8 +21,14 @@ import (
 func defaultRegistries() planner.Registries {
 	return planner.Registries{
 		Builders: builders.NewRegistry(append([]builders.Builder{
+			bootstrap.New(),
+			condamirror.New(),
+			condapack.New(),
+			pex.New(),
+			pipmirror.New(),
 			pyfiles.New(),
 			squashfs.New(),
+			venvpack.New(),
 		}, testBuilders...)...),
 		Publishers: publishers.NewRegistry(
 			local.New(),

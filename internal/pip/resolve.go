@@ -108,7 +108,7 @@ func Resolve(ctx context.Context, req Request) ([]lock.Wheel, error) {
 	}
 	argv := req.Pip
 	if len(argv) == 0 {
-		if argv, err = FindPip(ctx); err != nil {
+		if argv, err = FindPip(ctx, t.PythonVersion); err != nil {
 			return nil, err
 		}
 	}
@@ -118,8 +118,13 @@ func Resolve(ctx context.Context, req Request) ([]lock.Wheel, error) {
 	}
 	defer os.RemoveAll(tmp)
 	runner := &execx.Runner{Env: pipEnv(tmp, req.Env), Log: req.Log}
-	if _, err := CheckVersion(ctx, runner, argv); err != nil {
+	v, err := CheckVersion(ctx, runner, argv)
+	if err != nil {
 		return nil, err
+	}
+	if v.Python != t.PythonVersion && req.Log != nil {
+		fmt.Fprintf(req.Log, "warning: %s runs on Python %s, the target has Python %s: pip evaluates environment markers of requirements for %s\n",
+			strings.Join(argv, " "), v.Python, t.PythonVersion, v.Python)
 	}
 	index := req.IndexURL
 	if index == "" && len(req.FindLinks) == 0 {
@@ -246,22 +251,30 @@ func pipEnv(home string, extra []string) []string {
 }
 
 // FindPip returns the argv prefix of a pip that can resolve for another
-// target: `python -m pip` of the first of python3 on PATH, /usr/bin/python3
-// and /usr/local/bin/python3 that is Python >= 3.8 with pip >= 22.2.
-func FindPip(ctx context.Context) ([]string, error) {
+// target: `python -m pip` of the first of python<pythonVersion> on PATH,
+// python3 on PATH, /usr/bin/python3 and /usr/local/bin/python3 that is
+// Python >= 3.8 with pip >= 22.2. An interpreter of the target's version
+// comes first because pip evaluates environment markers
+// (python_version < "3.11") for the Python it runs on, not for the target.
+func FindPip(ctx context.Context, pythonVersion string) ([]string, error) {
+	names := []string{"python3"}
+	if pythonVersion != "" {
+		names = append([]string{"python" + pythonVersion}, names...)
+	}
 	var cands []string
-	if p, err := exec.LookPath("python3"); err == nil {
-		cands = append(cands, p)
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			cands = append(cands, p)
+		}
 	}
 	cands = append(cands, "/usr/bin/python3", "/usr/local/bin/python3")
-	runner := &execx.Runner{Env: pipEnv(os.TempDir(), nil)}
 	var errs []error
 	for _, py := range cands {
 		if _, err := os.Stat(py); err != nil {
 			continue
 		}
 		argv := []string{py, "-m", "pip"}
-		if _, err := CheckVersion(ctx, runner, argv); err != nil {
+		if _, err := CheckVersion(ctx, nil, argv); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -273,29 +286,39 @@ func FindPip(ctx context.Context) ([]string, error) {
 
 var pipVersionLine = regexp.MustCompile(`^pip (\d+)\.(\d+)\S* from .* \(python (\d+)\.(\d+)\)`)
 
-// CheckVersion runs `pip --version` and returns the version, failing when
-// pip or its Python is too old.
-func CheckVersion(ctx context.Context, r *execx.Runner, argv []string) (string, error) {
+// PipVersion is what `pip --version` says.
+type PipVersion struct {
+	Pip    string // major.minor
+	Python string // major.minor of the interpreter pip runs on
+}
+
+// CheckVersion runs `pip --version` and returns the versions, failing when
+// pip or its Python is too old. A nil r runs pip with the environment
+// Resolve uses.
+func CheckVersion(ctx context.Context, r *execx.Runner, argv []string) (PipVersion, error) {
+	if r == nil {
+		r = &execx.Runner{Env: pipEnv(os.TempDir(), nil)}
+	}
 	out, err := r.Output(ctx, execx.Cmd{Argv: append(append([]string{}, argv...), "--version")})
 	if err != nil {
-		return "", fmt.Errorf("pip: %w", err)
+		return PipVersion{}, fmt.Errorf("pip: %w", err)
 	}
 	line := strings.TrimSpace(string(out))
 	m := pipVersionLine.FindStringSubmatch(line)
 	if m == nil {
-		return "", fmt.Errorf("%s --version: cannot read %q", strings.Join(argv, " "), line)
+		return PipVersion{}, fmt.Errorf("%s --version: cannot read %q", strings.Join(argv, " "), line)
 	}
 	maj, _ := strconv.Atoi(m[1])
 	min, _ := strconv.Atoi(m[2])
 	pmaj, _ := strconv.Atoi(m[3])
 	pmin, _ := strconv.Atoi(m[4])
 	if maj < MinPipVersion[0] || maj == MinPipVersion[0] && min < MinPipVersion[1] {
-		return "", fmt.Errorf("%s is pip %d.%d; resolving needs pip >= %d.%d (its --report)", strings.Join(argv, " "), maj, min, MinPipVersion[0], MinPipVersion[1])
+		return PipVersion{}, fmt.Errorf("%s is pip %d.%d; resolving needs pip >= %d.%d (its --report)", strings.Join(argv, " "), maj, min, MinPipVersion[0], MinPipVersion[1])
 	}
 	if pmaj < 3 || pmaj == 3 && pmin < 8 {
-		return "", fmt.Errorf("%s runs on Python %d.%d; resolving needs Python >= 3.8", strings.Join(argv, " "), pmaj, pmin)
+		return PipVersion{}, fmt.Errorf("%s runs on Python %d.%d; resolving needs Python >= 3.8", strings.Join(argv, " "), pmaj, pmin)
 	}
-	return m[1] + "." + m[2], nil
+	return PipVersion{Pip: m[1] + "." + m[2], Python: m[3] + "." + m[4]}, nil
 }
 
 // hashURL downloads u and returns its sha256.

@@ -1,6 +1,9 @@
 package wheel
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -88,6 +91,36 @@ func FuzzCheckPath(f *testing.F) {
 		}
 		if strings.HasPrefix(s, "/") {
 			t.Fatalf("%q accepted", s)
+		}
+	})
+}
+
+// FuzzInstall feeds arbitrary archives to Install: it may refuse them but
+// must not panic or write outside the scheme's root.
+func FuzzInstall(f *testing.F) {
+	b, err := demo().Bytes()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "Demo_Pkg-1.2.0-py3-none-any.whl")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Join(dir, "root")
+		s := venvScheme(root, "3.11", "demo")
+		s.Python = "/opt/conda/bin/python3.11"
+		inst, err := Install(context.Background(), p, s, Options{})
+		if err != nil {
+			return
+		}
+		for _, f := range inst.Files {
+			if rel, err := filepath.Rel(root, f); err != nil || strings.HasPrefix(rel, "..") {
+				t.Fatalf("wrote %s outside %s", f, root)
+			}
 		}
 	})
 }

@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -193,4 +195,34 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Bulk returns n wheels holding about total bytes of files in all: in each,
+// Python modules of about 64 KiB (compressible text) and a data file of
+// random bytes (incompressible), half of the wheel's share each. The
+// contents are the same on every call.
+func Bulk(n int, total int64) []Spec {
+	per := total / int64(n)
+	r := rand.New(rand.NewPCG(1, 2))
+	specs := make([]Spec, n)
+	for i := range specs {
+		name := fmt.Sprintf("bulk%02d", i)
+		files := map[string]string{name + "/__init__.py": fmt.Sprintf("VALUE = %d\n", i)}
+		var written int64
+		for m := 0; written < per/2; m++ {
+			var text strings.Builder
+			for k := 0; text.Len() < 64<<10; k++ {
+				fmt.Fprintf(&text, "def f%d(x):\n    return x * %d + %d  # %x\n\n", k, k, r.IntN(1000), r.Uint64())
+			}
+			files[fmt.Sprintf("%s/mod%03d.py", name, m)] = text.String()
+			written += int64(text.Len())
+		}
+		blob := make([]byte, per/2)
+		for k := 0; k+8 <= len(blob); k += 8 {
+			binary.LittleEndian.PutUint64(blob[k:], r.Uint64())
+		}
+		files[name+"/data.bin"] = string(blob)
+		specs[i] = Spec{Name: name, Version: "1.0", Files: files}
+	}
+	return specs
 }

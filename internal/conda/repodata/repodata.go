@@ -2,8 +2,6 @@ package repodata
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -72,49 +70,14 @@ func Decompress(data []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// rawRepodata is the outer shape of repodata.json. Records stay raw so they
-// can be decoded in parallel: on large channels record decoding dominates.
-type rawRepodata struct {
-	Info            *rawInfo                   `json:"info"`
-	Packages        map[string]json.RawMessage `json:"packages"`
-	PackagesConda   map[string]json.RawMessage `json:"packages.conda"`
-	Removed         []string                   `json:"removed"`
-	RepodataVersion json.Number                `json:"repodata_version"`
-}
-
-type rawInfo struct {
-	Subdir  *string `json:"subdir"`
-	BaseURL *string `json:"base_url"`
-}
-
 // Parse reads repodata.json leniently: unknown keys are ignored, records are
-// read by Record.UnmarshalJSON, a record's FileName comes from its key and an
-// empty Subdir from info.subdir.
+// read as Record.UnmarshalJSON reads them, a record's FileName comes from its
+// key and an empty Subdir from info.subdir. Only the first JSON value of
+// data is read.
 func Parse(data []byte) (*Repodata, error) {
-	var raw rawRepodata
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
+	r, err := parse(data, runtime.GOMAXPROCS(0), len(data) >= parallelFrom)
+	if err != nil {
 		return nil, fmt.Errorf("repodata: %w", err)
-	}
-	r := &Repodata{Removed: raw.Removed}
-	if raw.Info != nil {
-		r.Info.Subdir = deref(raw.Info.Subdir)
-		r.Info.BaseURL = deref(raw.Info.BaseURL)
-	}
-	if raw.RepodataVersion != "" {
-		v, err := intOf(raw.RepodataVersion)
-		if err != nil {
-			return nil, fmt.Errorf("repodata: repodata_version: %w", err)
-		}
-		r.RepodataVersion = int(v)
-	}
-	var err error
-	if r.Packages, err = decodeRecords(raw.Packages, r.Info.Subdir); err != nil {
-		return nil, fmt.Errorf("repodata: packages: %w", err)
-	}
-	if r.PackagesConda, err = decodeRecords(raw.PackagesConda, r.Info.Subdir); err != nil {
-		return nil, fmt.Errorf("repodata: packages.conda: %w", err)
 	}
 	return r, nil
 }
@@ -126,62 +89,6 @@ func ParseZst(data []byte) (*Repodata, error) {
 		return nil, fmt.Errorf("repodata: %w", err)
 	}
 	return Parse(plain)
-}
-
-// parallelAbove is the record count from which decoding is spread over
-// several goroutines; below it the goroutines cost more than they save.
-const parallelAbove = 2000
-
-func decodeRecords(raw map[string]json.RawMessage, subdir string) (map[string]Record, error) {
-	out := make(map[string]Record, len(raw))
-	if len(raw) == 0 {
-		return out, nil
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	recs := make([]Record, len(keys))
-	errs := make([]error, len(keys))
-	decode := func(i int) {
-		k := keys[i]
-		// the outer decode has validated the bytes already
-		if err := recs[i].UnmarshalJSON(raw[k]); err != nil {
-			errs[i] = fmt.Errorf("%s: %w", k, err)
-			return
-		}
-		recs[i].FileName = k
-		if recs[i].Subdir == "" {
-			recs[i].Subdir = subdir
-		}
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if len(keys) < parallelAbove || workers < 2 {
-		for i := range keys {
-			decode(i)
-		}
-	} else {
-		var wg sync.WaitGroup
-		chunk := (len(keys) + workers - 1) / workers
-		for lo := 0; lo < len(keys); lo += chunk {
-			hi := min(lo+chunk, len(keys))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := lo; i < hi; i++ {
-					decode(i)
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for i, k := range keys {
-		out[k] = recs[i]
-	}
-	return out, nil
 }
 
 // Records returns the records of both maps, ordered by name, then file name.

@@ -1,0 +1,34 @@
+package venvpack
+
+import (
+	"context"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/pex/pextest"
+	"github.com/sparkenv/sparkenv/internal/execx"
+)
+
+// BenchmarkVenvPackBuild builds a linked venv_pack (tar.gz) of the same 20
+// wheels and 50 MB as BenchmarkPexBuild, from a warm package cache.
+func BenchmarkVenvPackBuild(b *testing.B) {
+	const total = 50 << 20
+	ws := pextest.Wheels(b, b.TempDir(), pextest.Bulk(20, total)...)
+	env := pextest.EnvInput(b, "etl", ws)
+	cache := b.TempDir()
+	b.SetBytes(total)
+	b.ResetTimer()
+	for b.Loop() {
+		req := &builders.Request{
+			Address: "target.venv_pack.etl", Name: "etl",
+			Config: &Config{Environment: "environment.etl", Python: "/usr/bin/python3.11", PythonVersion: "3.11"},
+			Inputs: []builders.Input{env}, OutDir: b.TempDir(), TempDir: b.TempDir(),
+			Log: io.Discard, Runner: &execx.Runner{Env: os.Environ()}, PackageCacheDir: cache, Jobs: 2,
+		}
+		if _, err := New().Build(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
