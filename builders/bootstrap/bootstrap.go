@@ -264,7 +264,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		}
 	}
 	for _, pl := range s.Platforms {
-		text, err := Render(pl, p)
+		text, err := render(pl, p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s script: %w", req.Address, pl, err)
 		}

@@ -55,8 +55,8 @@ fi`,
 	},
 }
 
-// Render returns the script for platform.
-func Render(platform string, p *plan) ([]byte, error) {
+// render returns the script for platform.
+func render(platform string, p *plan) ([]byte, error) {
 	info, ok := platformInfos[platform]
 	if !ok {
 		return nil, fmt.Errorf("unknown platform %q", platform)

@@ -167,7 +167,12 @@ func TestVersionMismatchFails(t *testing.T) {
 	py := testutil.Python(t, "3.11")
 	f := newFixture(t)
 	var log bytes.Buffer
-	_, err := New().Build(context.Background(), f.request(t, &Config{Python: py, PythonVersion: "3.10"}, &log))
+	// A name without a version, so that only running it can tell.
+	link := filepath.Join(t.TempDir(), "python")
+	if err := os.Symlink(py, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New().Build(context.Background(), f.request(t, &Config{Python: link, PythonVersion: "3.10"}, &log))
 	if err == nil || !strings.Contains(err.Error(), "is Python 3.11 here, but python_version says 3.10") {
 		t.Errorf("Build = %v", err)
 	}

@@ -84,8 +84,8 @@ type report struct {
 // --target TMP --only-binary=:all: --platform ... --python-version ...
 // --implementation ... --abi ...`: the dry run resolves exactly as an
 // install for the target would, with dependencies, and installs nothing.
-// (`pip download` has no --report before pip 23.3 and would not say where
-// each file came from.)
+// (`pip download` of pip 23.0 and 23.2, Debian 12's and pyenv's, has no
+// --report, and would not say where each file came from.)
 func Resolve(ctx context.Context, req Request) ([]lock.Wheel, error) {
 	if len(req.Requirements) == 0 {
 		return nil, nil

@@ -256,6 +256,15 @@ func TestInstallMatchesPip(t *testing.T) {
 					t.Errorf("Install wrote %s; pip did not", k)
 				}
 			}
+			// the launchers work: pip installed by Install runs
+			if _, ok := ours["bin/pip"]; ok {
+				cmd := exec.Command(filepath.Join(ourEnv, "bin", "pip"), "--version")
+				cmd.Env = []string{"PATH=/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK=1", "HOME=" + tmp}
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "from "+filepath.Join(ourEnv, "lib/python3.11/site-packages/pip")) {
+					t.Errorf("bin/pip --version: %v\n%s", err, out)
+				}
+			}
 			// our RECORD must describe our files
 			rec, err := ParseRecord(ours[di+"/RECORD"])
 			if err != nil {
@@ -544,4 +553,33 @@ func diffLists(a, b []string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestInstallPlatlib: a wheel whose root is platlib goes there, its
+// .data/purelib part to purelib, and RECORD is relative to platlib.
+func TestInstallPlatlib(t *testing.T) {
+	t.Parallel()
+	s := wheeltest.Spec{Name: "nat", Version: "1.0", Tag: "cp311-cp311-manylinux_2_17_x86_64",
+		Files: map[string]string{"nat/_core.so": "\x7fELF", "nat-1.0.data/purelib/nat_pure.py": "X = 1\n"}}
+	p := must(wheeltest.Write(t.TempDir(), s))
+	root := t.TempDir()
+	sc := venvScheme(root, "3.11", "nat")
+	sc.Platlib = filepath.Join(root, "lib64", "python3.11", "site-packages")
+	inst, err := Install(context.Background(), p, sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"lib64/python3.11/site-packages/nat/_core.so", "lib/python3.11/site-packages/nat_pure.py", "lib64/python3.11/site-packages/nat-1.0.dist-info/RECORD"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	var paths []string
+	for _, e := range inst.Record {
+		paths = append(paths, e.Path)
+	}
+	want := "../../../lib/python3.11/site-packages/nat_pure.py nat-1.0.dist-info/INSTALLER nat-1.0.dist-info/METADATA nat-1.0.dist-info/RECORD nat-1.0.dist-info/WHEEL nat/_core.so"
+	if strings.Join(paths, " ") != want {
+		t.Errorf("RECORD paths %v", paths)
+	}
 }

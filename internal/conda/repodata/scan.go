@@ -1,6 +1,7 @@
 package repodata
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -54,12 +55,11 @@ func (d *decoder) errAt(msg string) error {
 
 func (d *decoder) ws() {
 	for d.pos < len(d.buf) {
-		switch d.buf[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
+		c := d.buf[d.pos]
+		if c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return
 		}
+		d.pos++
 	}
 }
 
@@ -103,6 +103,10 @@ func (d *decoder) str() (start, end int, plain bool, err error) {
 	start = i
 	plain = true
 	for {
+		// eight bytes at a time while none of them is special
+		for i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && strClass[b[i]] == 0 {
 			i++
 		}
@@ -147,6 +151,14 @@ func (d *decoder) str() (start, end int, plain bool, err error) {
 			i++
 		}
 	}
+}
+
+// special8 says whether any of the eight bytes in x is one that strClass
+// marks (a quote, a backslash, a control character or a non-ASCII byte).
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	return (x&highs)|hasZero(x&0xE0E0E0E0E0E0E0E0)|hasZero(x^('"'*ones))|hasZero(x^('\\'*ones)) != 0
 }
 
 func isHexDigit(c byte) bool {
