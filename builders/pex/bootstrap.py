@@ -364,11 +364,28 @@ def _fresh_main():
 
 def _exec(source, filename):
     ns = _fresh_main()
-    ns["__file__"] = filename if filename not in ("<string>", "<stdin>") else None
-    if ns["__file__"] is None:
-        del ns["__file__"]
     code = compile(source, filename, "exec")
     exec(code, ns)
+
+
+def _report(run, *args):
+    """Run, printing an uncaught exception as python would: without the
+    bootstrap's own frames on top of the traceback."""
+    try:
+        run(*args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException:
+        import traceback
+
+        etype, value, tb = sys.exc_info()
+        here = _report.__code__.co_filename
+        while tb is not None and tb.tb_frame.f_code.co_filename == here:
+            tb = tb.tb_next
+        sys.stdout.flush()
+        traceback.print_exception(etype, value, tb)
+        sys.stderr.flush()
+        sys.exit(1)
 
 
 def _run_interpreter(kind, value, rest):
@@ -437,7 +454,7 @@ def main():
         if mode is None:
             root = _install(pex, info)
             _activate(root, info, None)
-            _run_entry_point(ep)
+            _report(_run_entry_point, ep)
             return keep
     if mode is None:
         try:
@@ -448,7 +465,7 @@ def main():
     root = _install(pex, info)
     _activate(root, info, _path0(kind, value))
     _apply(opts)
-    _run_interpreter(kind, value, rest)
+    _report(_run_interpreter, kind, value, rest)
     return keep
 
 

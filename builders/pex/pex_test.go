@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/pex/pextest"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
@@ -145,6 +148,7 @@ func TestRunsLikePython(t *testing.T) {
 				{"stdin-dash", run{args: []string{"-", "s1"}, env: inter, stdin: "import sys, b\nprint('stdin', b.g(), sys.argv)\n"}, "stdin beta-g:alpha-f ['-', 's1']\n", 0},
 				{"stdin-pipe", run{env: inter, stdin: "import sys, a\nprint('piped', a.f(), sys.argv)\n"}, "piped alpha-f ['']\n", 0},
 				{"interpreter-m", run{args: []string{"-m", "a.cli", "z"}, env: inter}, "", 0},
+				{"traceback", run{args: []string{"-c", "import a\ndef g():\n    1/0\ng()"}}, "", 1},
 				{"exit-code", run{args: []string{"-c", "import sys; sys.exit(7)"}}, "", 7},
 				{"bad-option", run{args: []string{"-c"}, env: inter}, "", 2},
 			}
@@ -155,6 +159,13 @@ func TestRunsLikePython(t *testing.T) {
 				if code != c.code || c.out != "" && stdout != c.out {
 					t.Errorf("%s: %q → exit %d, stdout %q, stderr %s\nwant exit %d, stdout %q", c.name, c.r.args, code, stdout, stderr, c.code, c.out)
 				}
+			}
+			// A failure is reported as python reports it, from the
+			// user's code down.
+			_, stderr, _ := execPex(t, pexPath, run{args: []string{"-c", "def g():\n    1/0\ng()"}, env: base})
+			want := "Traceback (most recent call last):\n  File \"<string>\", line 3, in <module>\n  File \"<string>\", line 2, in g\n"
+			if !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, "ZeroDivisionError: division by zero\n") {
+				t.Errorf("traceback:\n%s\nwant it to start with\n%s", stderr, want)
 			}
 			// Only the interpreter's standard library and the PEX are
 			// on sys.path: no site-packages of the interpreter.
@@ -304,6 +315,16 @@ func TestUnwritableHomeFallsBackToTemp(t *testing.T) {
 	if len(matches) != 1 {
 		t.Errorf("the PEX was not unpacked under TMPDIR %s", tmp)
 	}
+	// A usable HOME gets the default ~/.pex.
+	home := t.TempDir()
+	cmd = exec.Command(pexPath, "-c", "import a; print(a.f())")
+	cmd.Env = append(env, "HOME="+home, "TMPDIR="+tmp)
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "alpha-f\n" {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".pex", "sparkenv", readInfo(t, pexPath).PexHash, ".deps")); err != nil {
+		t.Errorf("not unpacked under ~/.pex: %v", err)
+	}
 }
 
 func TestDeterministic(t *testing.T) {
@@ -323,6 +344,11 @@ func TestDeterministic(t *testing.T) {
 	b2, _ := os.ReadFile(p2)
 	if !bytes.Equal(b1, b2) {
 		t.Fatalf("two builds differ (%d and %d bytes)", len(b1), len(b2))
+	}
+	// An independent reader: Python's zipfile checks every member's CRC
+	// (and copes with the shebang before the zip).
+	if out, err := exec.Command(testutil.Python(t, "3.11"), "-m", "zipfile", "-t", p1).CombinedOutput(); err != nil {
+		t.Errorf("python -m zipfile -t: %v\n%s", err, out)
 	}
 	if !bytes.HasPrefix(b1, []byte(DefaultShebang+"\n")) {
 		t.Errorf("PEX does not start with the shebang: %q", b1[:40])
@@ -427,4 +453,26 @@ func writeZipFile(t *testing.T, p string, files map[string]string) {
 		t.Fatal(err)
 	}
 	writeFile(t, p, buf.String())
+}
+
+func TestDecodeHCL(t *testing.T) {
+	t.Parallel()
+	src := `
+environment    = "environment.etl"
+entry_point    = "pkg.mod:main"
+python_version = ">=3.10,<3.13"
+output         = "job.pex"
+`
+	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "env.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cfg := New().NewConfig()
+	if diags := gohcl.DecodeBody(f.Body, nil, cfg); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := &Config{Environment: "environment.etl", EntryPoint: "pkg.mod:main", PythonVersion: ">=3.10,<3.13", Output: "job.pex"}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("decoded %+v, want %+v", cfg, want)
+	}
 }

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/pex/pextest"
 	"github.com/sparkenv/sparkenv/internal/execx"
@@ -266,4 +269,32 @@ func FuzzRelocateScript(f *testing.F) {
 			t.Fatalf("the script body was changed")
 		}
 	})
+}
+
+func TestDecodeHCL(t *testing.T) {
+	t.Parallel()
+	src := `
+environment    = "environment.etl"
+python         = "/opt/conda/bin/python3.11"
+python_version = "3.11"
+copies         = false
+format         = "tar.gz"
+`
+	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "env.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cfg := New().NewConfig().(*Config)
+	if diags := gohcl.DecodeBody(f.Body, nil, cfg); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := &Config{Environment: "environment.etl", Python: "/opt/conda/bin/python3.11", PythonVersion: "3.11", Format: "tar.gz"}
+	if !reflect.DeepEqual(cfg, want) || !cfg.checkPython() {
+		t.Errorf("decoded %+v, want %+v", cfg, want)
+	}
+	f, _ = hclparse.NewParser().ParseHCL([]byte(src+"check_python = false\n"), "env.hcl")
+	cfg = New().NewConfig().(*Config)
+	if diags := gohcl.DecodeBody(f.Body, nil, cfg); diags.HasErrors() || cfg.checkPython() {
+		t.Errorf("check_python = false: %v, %v", diags, cfg.checkPython())
+	}
 }

@@ -305,7 +305,9 @@ func TestPlatformTags(t *testing.T) {
 		{Target{Platform: "linux-64", Glibc: "2.17"}, "manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_16_x86_64 manylinux_2_15_x86_64 manylinux_2_14_x86_64 manylinux_2_13_x86_64 manylinux_2_12_x86_64 manylinux2010_x86_64 manylinux_2_11_x86_64 manylinux_2_10_x86_64 manylinux_2_9_x86_64 manylinux_2_8_x86_64 manylinux_2_7_x86_64 manylinux_2_6_x86_64 manylinux_2_5_x86_64 manylinux1_x86_64 linux_x86_64 any"},
 		{Target{Platform: "linux-aarch64", Glibc: "2.18"}, "manylinux_2_18_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64 linux_aarch64 any"},
 		{Target{Platform: "osx-arm64", MacOS: "13.4"}, "macosx_13_0_arm64 any"},
-		{Target{Platform: "osx-64"}, "macosx_10_13_x86_64 any"},
+		{Target{Platform: "osx-64"}, "macosx_11_0_x86_64 any"},
+		{Target{Platform: "osx-64", MacOS: "10.13=0"}, "macosx_10_13_x86_64 any"},
+		{Target{Platform: "linux-64", Glibc: "2.6=0"}, "manylinux_2_6_x86_64 manylinux_2_5_x86_64 manylinux1_x86_64 linux_x86_64 any"},
 		{Target{Platform: "win-64"}, "win_amd64 any"},
 		{Target{Platform: "noarch"}, "any"},
 	} {

@@ -15,7 +15,7 @@ type Target struct {
 	// e.g. "2.28"; manylinux wheels up to it are accepted. Default 2.17.
 	Glibc string
 	// MacOS is the target's macOS version (the __osx virtual package);
-	// default 10.13 on osx-64, 11.0 on osx-arm64.
+	// default 11.0, the conda engine's default.
 	MacOS string
 	// PythonVersion is major.minor, e.g. "3.11".
 	PythonVersion string
@@ -66,9 +66,11 @@ func isTagWord(s string) bool {
 	return true
 }
 
-// parseMajorMinor reads "2.28" or "2.28.1".
+// parseMajorMinor reads "2.28", "2.28.1" or a virtual package's
+// "version=build" such as "2.28=0".
 func parseMajorMinor(s string) (int, int, error) {
-	parts := strings.Split(s, ".")
+	v, _, _ := strings.Cut(s, "=")
+	parts := strings.Split(v, ".")
 	if len(parts) < 2 {
 		return 0, 0, fmt.Errorf("%q is not major.minor", s)
 	}
@@ -119,13 +121,13 @@ func (t Target) PlatformTags() ([]string, error) {
 	}
 	switch t.Platform {
 	case "osx-64", "osx-arm64":
-		arch, def := "x86_64", "10.13"
+		arch := "x86_64"
 		if t.Platform == "osx-arm64" {
-			arch, def = "arm64", "11.0"
+			arch = "arm64"
 		}
 		v := t.MacOS
 		if v == "" {
-			v = def
+			v = "11.0"
 		}
 		maj, min, err := parseMajorMinor(v)
 		if err != nil {
@@ -133,6 +135,9 @@ func (t Target) PlatformTags() ([]string, error) {
 		}
 		if maj >= 11 {
 			min = 0 // wheels name macOS 11+ by major version only
+		}
+		if arch == "arm64" && maj < 11 {
+			maj, min = 11, 0 // the first macOS on arm64
 		}
 		return []string{fmt.Sprintf("macosx_%d_%d_%s", maj, min, arch), "any"}, nil
 	case "win-64":

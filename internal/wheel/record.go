@@ -99,12 +99,6 @@ func splitHash(s string) (func() hash.Hash, []byte, error) {
 	return newHash, raw, nil
 }
 
-// recordHash is the RECORD form of the sha256 of b.
-func recordHash(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256=" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
 // encodeRecord renders entries as RECORD lines, in the given order.
 func encodeRecord(entries []RecordEntry) []byte {
 	var b bytes.Buffer

@@ -27,6 +27,12 @@
 //     interpreter must exist there: Input.LocalPython, when given, becomes
 //     spark.pyspark.driver.python; otherwise the wiring carries a note that
 //     the archive must be unpacked as ./<alias> beside spark-submit.
+//   - Local masters: Python workers are started in spark-submit's working
+//     directory (only Spark Connect sessions get a directory of their own),
+//     and Spark unpacks --archives into its temporary files directory, not
+//     there. So a local master runs ./<alias>/bin/python from an archive
+//     unpacked beside spark-submit, or Input.LocalPython for driver and
+//     workers alike.
 //   - URLs: Hadoop-based clusters (YARN, standalone, Kubernetes with
 //     hadoop-aws) read S3 through s3a://; EMR Serverless reads s3://; a local
 //     master reads the local file. https:// works everywhere Hadoop's HTTP

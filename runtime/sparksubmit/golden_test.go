@@ -186,3 +186,15 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalMasterLocalPython(t *testing.T) {
+	w, err := Args(Input{Kind: CondaPack, Master: Local, Artifacts: []Artifact{{Path: "/b/env.tar.gz"}}, LocalPython: "/w/env/bin/python"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"spark.pyspark.python", "spark.pyspark.driver.python", "spark.executorEnv.PYSPARK_PYTHON"} {
+		if w.Conf[k] != "/w/env/bin/python" {
+			t.Errorf("%s = %q", k, w.Conf[k])
+		}
+	}
+}

@@ -210,6 +210,12 @@ func confKey(flag, master string) string {
 // python sets the interpreter of the executors and, as the mode allows,
 // of the driver.
 func (w *Wiring) python(py string, in Input) {
+	if w.Master == Local && in.LocalPython != "" {
+		// Python workers of a local master start in the directory of
+		// spark-submit, while Spark unpacks archives into its own
+		// temporary directory: the relative path would find nothing.
+		py = in.LocalPython
+	}
 	w.Conf["spark.executorEnv.PYSPARK_PYTHON"] = py
 	if w.Master == EMRServerless {
 		w.Conf["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] = py
