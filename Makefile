@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 
 APT_PACKAGES := squashfs-tools squashfs-tools-ng squashfuse fuse3 \
 	conda-package-handling python3-conda-package-streaming \
-	protobuf-compiler pigz hyperfine patchelf graphviz time python3-pip zstd gcc shellcheck
+	protobuf-compiler pigz hyperfine patchelf graphviz time python3-pip python3-pip-whl python3-setuptools-whl zstd gcc shellcheck
 RATTLER := tools/npm/node_modules/@conda-org/rattler/package.json
 
 .PHONY: all build deps deps-apt deps-npm deps-go test test-short demo bench fuzz proto fmt vet clean

@@ -7,13 +7,11 @@ package builders
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"sort"
-	"sync"
 
 	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/execx"
+	"github.com/sparkenv/sparkenv/internal/registry"
 )
 
 // Builder produces the files of one target kind. Identical requests give
@@ -105,49 +103,11 @@ func (r *Request) Find(kind string) []Input {
 }
 
 // Registry maps kinds to builders.
-type Registry struct {
-	mu    sync.RWMutex
-	kinds map[string]Builder
-}
+type Registry = registry.Registry[Builder]
 
-// NewRegistry returns a registry holding bs.
-func NewRegistry(bs ...Builder) *Registry {
-	r := &Registry{kinds: map[string]Builder{}}
-	for _, b := range bs {
-		r.Register(b)
-	}
-	return r
-}
-
-// Register adds b; registering a kind twice panics.
-func (r *Registry) Register(b Builder) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.kinds[b.Kind()]; dup {
-		panic(fmt.Sprintf("builders: kind %q registered twice", b.Kind()))
-	}
-	r.kinds[b.Kind()] = b
-}
-
-// Lookup returns the builder of kind.
-func (r *Registry) Lookup(kind string) (Builder, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	b, ok := r.kinds[kind]
-	return b, ok
-}
-
-// Kinds returns the registered kinds, sorted.
-func (r *Registry) Kinds() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.kinds))
-	for k := range r.kinds {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// NewRegistry returns a registry holding the given builders; registering a
+// kind twice panics.
+func NewRegistry(vs ...Builder) *Registry { return registry.New("builders", vs...) }
 
 // ToolVersioner is implemented by builders that run external programs whose
 // version can change their output (mksquashfs, a python). The versions are

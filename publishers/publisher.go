@@ -7,12 +7,10 @@ package publishers
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"sort"
-	"sync"
 
 	"github.com/sparkenv/sparkenv/internal/artifact"
+	"github.com/sparkenv/sparkenv/internal/registry"
 )
 
 // Publisher puts artifacts somewhere.
@@ -84,46 +82,8 @@ type PublishStats struct {
 }
 
 // Registry maps kinds to publishers.
-type Registry struct {
-	mu    sync.RWMutex
-	kinds map[string]Publisher
-}
+type Registry = registry.Registry[Publisher]
 
-// NewRegistry returns a registry holding ps.
-func NewRegistry(ps ...Publisher) *Registry {
-	r := &Registry{kinds: map[string]Publisher{}}
-	for _, p := range ps {
-		r.Register(p)
-	}
-	return r
-}
-
-// Register adds p; registering a kind twice panics.
-func (r *Registry) Register(p Publisher) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.kinds[p.Kind()]; dup {
-		panic(fmt.Sprintf("publishers: kind %q registered twice", p.Kind()))
-	}
-	r.kinds[p.Kind()] = p
-}
-
-// Lookup returns the publisher of kind.
-func (r *Registry) Lookup(kind string) (Publisher, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	p, ok := r.kinds[kind]
-	return p, ok
-}
-
-// Kinds returns the registered kinds, sorted.
-func (r *Registry) Kinds() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.kinds))
-	for k := range r.kinds {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// NewRegistry returns a registry holding the given publishers; registering a
+// kind twice panics.
+func NewRegistry(vs ...Publisher) *Registry { return registry.New("publishers", vs...) }

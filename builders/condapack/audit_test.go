@@ -1,6 +1,7 @@
 package condapack
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -126,4 +127,27 @@ func FuzzDirectURLEditable(f *testing.F) {
 	f.Add([]byte(`{"dir_info": {"editable": true}}`))
 	f.Add([]byte(`{"dir_info": null}`))
 	f.Fuzz(func(t *testing.T, b []byte) { directURLEditable(b) })
+}
+
+func TestContainsAcrossBlocks(t *testing.T) {
+	dir := t.TempDir()
+	needle := []byte(PackPrefix)
+	for _, c := range []struct {
+		name      string
+		data      []byte
+		found, nu bool
+	}{
+		{"straddles", append(append(bytes.Repeat([]byte("x"), 1<<20+100), needle...), "tail"...), true, false},
+		{"at the end", append(bytes.Repeat([]byte("y"), 3<<20), append(needle, 0)...), true, true},
+		{"cut short", append(bytes.Repeat([]byte("z"), 1<<20), needle[:200]...), false, false},
+		{"empty", nil, false, false},
+		{"nul only", []byte{'a', 0}, false, true},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-"))
+		os.WriteFile(p, c.data, 0o644)
+		found, nul, err := contains(p, needle)
+		if err != nil || found != c.found || nul != c.nu {
+			t.Errorf("%s: found %v nul %v err %v", c.name, found, nul, err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -162,17 +163,15 @@ func scan(ctx context.Context, stage string, entries []archive.Entry, prefix str
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			data, err := os.ReadFile(e.Source)
+			found, nul, err := contains(e.Source, needle)
 			if err != nil {
 				return fmt.Errorf("scan %s: %w", e.Path, err)
 			}
-			if !bytes.Contains(data, needle) {
-				return nil
-			}
 			switch {
+			case !found:
 			case declared[e.Path] != "":
 				modes[i] = declared[e.Path]
-			case bytes.IndexByte(data, 0) >= 0:
+			case nul:
 				modes[i] = "binary"
 			default:
 				modes[i] = "text"
@@ -191,6 +190,42 @@ func scan(ctx context.Context, stage string, entries []archive.Entry, prefix str
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
 	return m, nil
+}
+
+// contains reports whether the file at p holds needle and whether it holds
+// a NUL byte, reading it in blocks so that large libraries do not sit in
+// memory whole.
+func contains(p string, needle []byte) (found, nul bool, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, false, err
+	}
+	defer f.Close()
+	keep := len(needle) - 1
+	buf := make([]byte, keep+1<<20)
+	have := 0 // bytes carried over from the previous block
+	for {
+		n, err := io.ReadFull(f, buf[have:])
+		block := buf[:have+n]
+		if !nul && bytes.IndexByte(block[have:], 0) >= 0 {
+			nul = true
+		}
+		if !found && bytes.Contains(block, needle) {
+			found = true
+		}
+		if found && nul {
+			return true, true, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return found, nul, nil
+		}
+		if err != nil {
+			return false, false, err
+		}
+		// The tail of this block may start an occurrence that ends in
+		// the next one.
+		have = copy(buf, block[len(block)-keep:])
+	}
 }
 
 // skipScan leaves out compiled bytecode: the source path stored in a .pyc

@@ -40,9 +40,12 @@
 //
 // Only the environment's pip wheels go into the PEX. Its conda packages do
 // not: a PEX holds no interpreter and no native libraries outside wheels.
-// When the environment pins python and no python_version is given, the
-// constraint defaults to that python's major.minor, because Spark refuses
-// workers whose major.minor differs from the driver's.
+// When no python_version is given, the constraint defaults to the
+// major.minor of the environment's conda python, or else to the one CPython
+// version its version-specific wheels share (Spark refuses workers whose
+// major.minor differs from the driver's, and a native wheel imports only on
+// its own). A python_version that allows versions such wheels do not
+// support is reported in the build log.
 //
 // The builder must never write outside req.OutDir and req.TempDir, never
 // read files other than the cached wheels and the sources directory, and

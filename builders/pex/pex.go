@@ -251,6 +251,10 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		constraints = []string{"==" + condaenv.PythonVersion(env) + ".*"}
 	}
 	logf(req, "pex: %s: %d wheels; %d conda packages of %s are not part of a PEX", req.Address, len(env.Pip), len(env.Packages), c.Environment)
+	constraints, err = checkWheelPythons(req, env.Pip, constraints)
+	if err != nil {
+		return nil, fmt.Errorf("pex %s: %w", req.Address, err)
+	}
 
 	paths, err := FetchWheels(ctx, req, env.Pip)
 	if err != nil {
@@ -363,6 +367,65 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		"main":                    name,
 		"interpreter_constraints": strings.Join(constraints, " || "),
 	}}, nil
+}
+
+// checkWheelPythons compares the wheels' CPython versions with the
+// constraints. Without constraints, wheels that all name one version make
+// it the constraint, so that another interpreter is refused with a clear
+// message at start-up rather than an ImportError deep in a worker. With
+// constraints, a version they allow but a wheel does not support is
+// reported in the log.
+func checkWheelPythons(req *builders.Request, ws []lock.Wheel, constraints []string) ([]string, error) {
+	common := map[string]bool(nil)
+	var limited []string
+	for _, w := range ws {
+		vs, err := WheelPythons(w.Filename)
+		if err != nil {
+			return nil, err
+		}
+		if vs == nil {
+			continue
+		}
+		limited = append(limited, w.Filename)
+		next := map[string]bool{}
+		for _, v := range vs {
+			if common == nil || common[v] {
+				next[v] = true
+			}
+		}
+		common = next
+	}
+	if common == nil {
+		return constraints, nil
+	}
+	if len(common) == 0 {
+		return nil, fmt.Errorf("the wheels %s share no CPython version: no interpreter can import them all", strings.Join(limited, ", "))
+	}
+	if len(constraints) == 0 {
+		if len(common) == 1 {
+			for v := range common {
+				logf(req, "pex: interpreter constraint ==%s.* taken from the wheels %s", v, strings.Join(limited, ", "))
+				return []string{"==" + v + ".*"}, nil
+			}
+		}
+		return constraints, nil
+	}
+	for _, s := range constraints {
+		k, err := ParseConstraint(s)
+		if err != nil {
+			return nil, err
+		}
+		var missing []string
+		for _, v := range minorsAllowed(k) {
+			if !common[v] {
+				missing = append(missing, v)
+			}
+		}
+		if len(missing) > 0 {
+			logf(req, "pex: WARNING: python_version %s allows Python %s, which the wheels %s do not support: they will fail to import there", s, strings.Join(missing, ", "), strings.Join(limited, ", "))
+		}
+	}
+	return constraints, nil
 }
 
 func logf(req *builders.Request, format string, args ...any) {

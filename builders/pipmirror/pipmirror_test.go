@@ -156,6 +156,17 @@ func TestBuildServesPip(t *testing.T) {
 			t.Errorf("pip downloaded another %s", w.Filename)
 		}
 	}
+	// a copy of the tree on disk works as an index too (pip reads the
+	// index.html of a file:// directory)
+	dl2 := filepath.Join(tmp, "dl2")
+	cmd = exec.Command(py, "-m", "pip", "download", "--no-cache-dir", "--index-url", "file://"+filepath.Join(out, "simple"), "--dest", dl2, "a")
+	cmd.Env = env
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pip download from file://: %v\n%s", err, o)
+	}
+	if ents, _ := os.ReadDir(dl2); len(ents) != 3 {
+		t.Errorf("pip downloaded %d files from the file:// index, want 3", len(ents))
+	}
 	// sparkenv's own resolver locks the same files from the mirror
 	got, err := pip.Resolve(context.Background(), pip.Request{Requirements: []string{"a", "d"}, IndexURL: srv.URL + "/simple",
 		Target: pip.Target{Platform: "linux-64", Glibc: "2.17", PythonVersion: "3.11"}, Pip: []string{py, "-m", "pip"}, CacheDir: t.TempDir()})

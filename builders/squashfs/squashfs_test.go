@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-		"os"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -74,8 +74,8 @@ func request(t *testing.T, res *lock.Resolved, pkgs string, cfg *Config) *builde
 	}
 	return &builders.Request{
 		Address: "target.squashfs.image", Name: "image", Config: cfg,
-		Inputs:  []builders.Input{{Address: "environment.ml", Kind: "environment", Name: "ml", Dir: in}},
-		OutDir:  t.TempDir(), TempDir: t.TempDir(), Log: io.Discard,
+		Inputs: []builders.Input{{Address: "environment.ml", Kind: "environment", Name: "ml", Dir: in}},
+		OutDir: t.TempDir(), TempDir: t.TempDir(), Log: io.Discard,
 		Runner:          &execx.Runner{Env: os.Environ()},
 		PackageCacheDir: pkgs, Jobs: 2,
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sparkenv/sparkenv/builders"
@@ -199,6 +200,16 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	}
 	if c.Copies && !strings.HasPrefix(condaPy+".", xy+".") {
 		return nil, fmt.Errorf("venv_pack %s: python_version %s differs from the environment's python %s", req.Address, full, condaPy)
+	}
+
+	for _, w := range env.Pip {
+		vs, err := pex.WheelPythons(w.Filename)
+		if err != nil {
+			return nil, fmt.Errorf("venv_pack %s: %w", req.Address, err)
+		}
+		if vs != nil && !slices.Contains(vs, xy) {
+			return nil, fmt.Errorf("venv_pack %s: wheel %s is built for CPython %s, but the environment is for Python %s", req.Address, w.Filename, strings.Join(vs, ", "), xy)
+		}
 	}
 
 	stage, err := os.MkdirTemp(req.TempDir, "venv-")

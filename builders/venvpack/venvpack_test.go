@@ -191,6 +191,18 @@ func TestPathVersionMismatchFails(t *testing.T) {
 	}
 }
 
+func TestWheelForOtherPythonFails(t *testing.T) {
+	t.Parallel()
+	ws := pextest.Wheels(t, t.TempDir(), pextest.Spec{Name: "n", Version: "1", Tag: "cp310-cp310-manylinux_2_17_x86_64",
+		Files: map[string]string{"n/__init__.py": ""}})
+	f := &fixture{env: pextest.EnvInput(t, "etl", ws), cache: t.TempDir()}
+	var log bytes.Buffer
+	_, err := New().Build(context.Background(), f.request(t, &Config{Python: "/opt/py/bin/python3.11"}, &log))
+	if err == nil || !strings.Contains(err.Error(), "is built for CPython 3.10, but the environment is for Python 3.11") {
+		t.Errorf("Build = %v", err)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

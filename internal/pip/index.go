@@ -1,6 +1,7 @@
 package pip
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -163,11 +164,14 @@ func htmlHead(title string) string {
 }
 
 func writeJSON(p string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // ">=3.8" stays readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	return fsutil.WriteFile(p, append(b, '\n'), 0o644)
+	return fsutil.WriteFile(p, b.Bytes(), 0o644)
 }
 
 func isHex64(s string) bool {

@@ -171,9 +171,9 @@ func Install(ctx context.Context, wheelPath string, scheme Scheme, opts Options)
 				return fail(fmt.Errorf("entry point name %q is not a file name", ep.Name))
 			}
 			dest := filepath.Join(scheme.Scripts, ep.Name)
-			if other, dup := seen[dest]; dup {
-				// a script file of the same name wins, as with pip
-				_ = other
+			if _, dup := seen[dest]; dup {
+				// a script file of the wheel (or a console script of the
+				// same name as a GUI one) keeps the name
 				continue
 			}
 			seen[dest] = "entry point " + ep.Name

@@ -38,11 +38,20 @@ type Spec struct {
 	ConsoleScripts map[string]string
 	// Exec lists members of Files stored with the executable bit.
 	Exec []string
+	// Tag is the wheel's compatibility tag; default "py3-none-any".
+	Tag string
 }
 
-// Filename is the wheel's file name (pure Python, any platform).
+func (s Spec) tag() string {
+	if s.Tag != "" {
+		return s.Tag
+	}
+	return "py3-none-any"
+}
+
+// Filename is the wheel's file name.
 func (s Spec) Filename() string {
-	return strings.ReplaceAll(s.Name, "-", "_") + "-" + s.Version + "-py3-none-any.whl"
+	return strings.ReplaceAll(s.Name, "-", "_") + "-" + s.Version + "-" + s.tag() + ".whl"
 }
 
 func (s Spec) distInfo() string {
@@ -62,7 +71,8 @@ func (s Spec) Bytes() ([]byte, error) {
 		fmt.Fprintf(&meta, "Requires-Dist: %s\n", r)
 	}
 	files[di+"/METADATA"] = meta.String()
-	files[di+"/WHEEL"] = "Wheel-Version: 1.0\nGenerator: sparkenv-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+	purelib := s.tag() == "py3-none-any"
+	files[di+"/WHEEL"] = fmt.Sprintf("Wheel-Version: 1.0\nGenerator: sparkenv-test\nRoot-Is-Purelib: %v\nTag: %s\n", purelib, s.tag())
 	if len(s.ConsoleScripts) > 0 {
 		var ep strings.Builder
 		ep.WriteString("[console_scripts]\n")

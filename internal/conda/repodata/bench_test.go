@@ -54,7 +54,7 @@ func BenchmarkParse(b *testing.B) {
 func BenchmarkParseSequential(b *testing.B) {
 	for _, doc := range benchDocs(b) {
 		b.Run(doc.name, func(b *testing.B) {
-			benchParse(b, doc.data, func(d []byte) (*Repodata, error) { return parse(d, 1, false) })
+			benchParse(b, doc.data, func(d []byte) (*Repodata, error) { return parse(d, 1, 0) })
 		})
 	}
 }

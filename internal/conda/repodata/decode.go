@@ -26,7 +26,7 @@ type strtab struct {
 // newStrtab sizes the intern table for a document of n bytes: a record
 // of a few hundred bytes brings a handful of new strings at most.
 func newStrtab(n int) *strtab {
-	return &strtab{m: make(map[string]string, min(n/256, 8192))}
+	return &strtab{m: make(map[string]string, max(0, min(n/256, 8192)))}
 }
 
 // intern returns b as a string, shared with earlier equal strings.

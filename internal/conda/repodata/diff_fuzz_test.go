@@ -56,7 +56,7 @@ func FuzzParseDifferential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, werr := refParse(data)
 		for _, parallel := range []bool{false, true} {
-			got, err := parse(data, 2, parallel)
+			got, err := parseMode(data, parallel)
 			if (err != nil) != (werr != nil) {
 				t.Fatalf("parallel=%v: error %v, reference error %v", parallel, err, werr)
 			}
@@ -105,6 +105,16 @@ func FuzzRecordDifferential(f *testing.F) {
 	})
 }
 
+// parseMode reads data on one goroutine, or, with parallel, on four whose
+// pieces are as small as can be, so that even tiny inputs are split at
+// guessed record starts, right or wrong.
+func parseMode(data []byte, parallel bool) (*Repodata, error) {
+	if parallel {
+		return parse(data, 4, 1)
+	}
+	return parse(data, 1, 0)
+}
+
 // realSeeds are small documents cut from the real snapshots.
 func realSeeds(f *testing.F) [][]byte {
 	var out [][]byte
@@ -150,12 +160,31 @@ func TestParseMatchesReference(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		for _, parallel := range []bool{false, true} {
-			got, err := parse(data, 2, parallel)
+			got, err := parseMode(data, parallel)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("%s, parallel=%v (-reference +got):\n%s", name, parallel, d)
+			}
+		}
+	}
+}
+
+// TestSpeculationAdopted checks that on real files the guessed record
+// starts are right, so that the parallel work is used, not thrown away.
+func TestSpeculationAdopted(t *testing.T) {
+	t.Parallel()
+	for _, file := range []string{"pytorch-linux-64.repodata.json", "r-linux-64.repodata.json"} {
+		data := readData(t, file)
+		for _, workers := range []int{2, 4} {
+			p := parser{d: decoder{buf: data, tab: newStrtab(len(data))}}
+			p.speculate(data, workers, pieceMin)
+			if _, err := p.parse(); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.specs) != workers-1 || p.adopted != len(p.specs) {
+				t.Errorf("%s, %d workers: %d speculative decoders, %d adopted", file, workers, len(p.specs), p.adopted)
 			}
 		}
 	}

@@ -1,17 +1,16 @@
 package repodata
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"sync/atomic"
 )
 
-// parallelFrom is the document size from which records are decoded on
-// several goroutines. Below it a single pass, which reads each record once
-// instead of checking it first and decoding it later, is faster.
-const parallelFrom = 256 << 10
+// pieceMin is the least a goroutine is given to decode: below it starting
+// one costs more than it saves.
+const pieceMin = 128 << 10
 
 // Top-level and info keys.
 const (
@@ -46,23 +45,12 @@ type entry struct {
 	val    int  // where the value starts
 }
 
-// entryErr is the error of the record of entries[i].
-type entryErr struct {
-	i   int
-	err error
-}
-
-// recSet is what one of the two record maps holds while it is read. In
-// parallel mode: the members in document order and, once decoded, their
-// records; sequentially: the map itself and the errors of its records.
+// recSet is one of the two record maps while it is read, and the errors of
+// its records by file name: a later record of the same name clears one.
 type recSet struct {
 	name    string
-	entries []entry
-	recs    []Record
-	errs    []entryErr
-
 	m       map[string]Record
-	pending map[string]error // by file name; a later record of the name clears it
+	pending map[string]error
 }
 
 // decodeEntry decodes the record of e. Records that are not objects are
@@ -93,20 +81,82 @@ func decodeEntry(d *decoder, e entry, r *Record) error {
 	return err
 }
 
-type parser struct {
-	d        decoder
-	parallel bool
+// nextEntry reads one member of a record map at d.pos (its key's opening
+// quote) into r. A semantic error is returned as recErr, after the value's
+// syntax has been checked; bad syntax is returned as err.
+func nextEntry(d *decoder, r *Record) (recErr, err error) {
+	if d.peek() != '"' {
+		return nil, d.errAt("looking for beginning of object key string")
+	}
+	s, e, plain, err := d.str()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.expect(':', "after object key"); err != nil {
+		return nil, err
+	}
+	d.ws()
+	ent := entry{ks: s, ke: e, plain: plain, val: d.pos}
+	if err := decodeEntry(d, ent, r); err != nil {
+		if isSyntax(err) {
+			return nil, err
+		}
+		// a later record of the same name may hide this error, but bad
+		// syntax anywhere is fatal
+		d.pos = ent.val
+		if err := d.skip(2); err != nil {
+			return nil, err
+		}
+		return err, nil
+	}
+	return nil, nil
 }
 
-// records reads the object of one record map. Sequentially it decodes each
-// record as it goes; in parallel mode it only checks the syntax and notes
-// where each record is, for decodeParallel.
+// afterEntry consumes what follows a member: closed tells the map ended.
+func afterEntry(d *decoder) (closed bool, err error) {
+	switch d.peek() {
+	case ',':
+		d.pos++
+		d.ws()
+		return false, nil
+	case '}':
+		d.pos++
+		return true, nil
+	}
+	return false, d.errAt("after object key:value pair")
+}
+
+func (s *recSet) add(r *Record, recErr error) {
+	if s.m == nil {
+		s.m = make(map[string]Record)
+	}
+	if recErr != nil {
+		if s.pending == nil {
+			s.pending = make(map[string]error)
+		}
+		s.pending[r.FileName] = recErr
+	} else if s.pending != nil {
+		delete(s.pending, r.FileName)
+	}
+	s.m[r.FileName] = *r
+}
+
+type parser struct {
+	d     decoder
+	specs []*spec // by start, ascending
+	next  int     // the first spec not yet adopted or dropped
+	// adopted counts the specs whose work was used
+	adopted int
+}
+
+// records reads the object of one record map, decoding each record as it
+// goes, and taking over the work of a speculative decoder when it reaches
+// the member where that one started.
 func (p *parser) records(set *recSet) error {
 	d := &p.d
 	switch d.peek() {
 	case 'n':
 		// null makes encoding/json drop the map read so far
-		set.entries, set.recs, set.errs = set.entries[:0], set.recs[:0], nil
 		set.m, set.pending = nil, nil
 		return d.literal("null")
 	case '{':
@@ -119,74 +169,222 @@ func (p *parser) records(set *recSet) error {
 		return nil
 	}
 	for {
-		if d.peek() != '"' {
-			return d.errAt("looking for beginning of object key string")
+		if len(p.specs) > p.next {
+			closed, err := p.adopt(set)
+			if err != nil || closed {
+				return err
+			}
 		}
-		s, e, plain, err := d.str()
+		var rec Record
+		recErr, err := nextEntry(d, &rec)
 		if err != nil {
 			return err
 		}
-		if err := d.expect(':', "after object key"); err != nil {
+		set.add(&rec, recErr)
+		if closed, err := afterEntry(d); err != nil || closed {
 			return err
 		}
-		d.ws()
-		ent := entry{ks: s, ke: e, plain: plain, val: d.pos}
-		if p.parallel {
-			if err := d.skip(2); err != nil {
-				return err
+	}
+}
+
+// adopt takes over the speculative decoders that started where the map's
+// next member starts, and drops those whose start it has passed: these
+// started in the wrong place.
+func (p *parser) adopt(set *recSet) (closed bool, err error) {
+	d := &p.d
+	for p.next < len(p.specs) && p.specs[p.next].start <= d.pos {
+		s := p.specs[p.next]
+		p.next++
+		if s.start < d.pos {
+			s.cancel.Store(true)
+			continue
+		}
+		<-s.done
+		p.adopted++
+		if s.err != nil {
+			return false, s.err
+		}
+		k, i := 0, 0
+		for _, block := range s.recs {
+			for j := range block {
+				var recErr error
+				if k < len(s.errs) && s.errs[k].i == i {
+					recErr = s.errs[k].err
+					k++
+				}
+				set.add(&block[j], recErr)
+				i++
 			}
-			set.entries = append(set.entries, ent)
-		} else if err := p.decodeInto(set, ent); err != nil {
-			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			return nil
-		default:
-			return d.errAt("after object key:value pair")
+		s.recs = nil
+		d.pos = s.end
+		if !s.reached {
+			return true, nil // it read to the end of the map
+		}
+	}
+	return false, nil
+}
+
+// spec is a speculative decoder: it decodes the records of a map from a
+// guessed member start onwards, until the map ends or the next spec's start.
+// Its work counts only if the parser, reading from the beginning, arrives
+// at a member starting exactly there; strings that merely look like
+// members then make the guess miss, never a wrong result.
+type spec struct {
+	start, stop int        // stop < 0: none
+	size        int        // about how much it reads
+	recs        [][]Record // in blocks, which need no copying to grow
+	errs        []entryErr
+	end         int  // where it stopped: after the map's '}', or at stop
+	reached     bool // it stopped at stop
+	err         error
+	cancel      atomic.Bool
+	done        chan struct{}
+}
+
+// entryErr is the error of the i-th record of a spec.
+type entryErr struct {
+	i   int
+	err error
+}
+
+func (s *spec) run(data []byte) {
+	defer close(s.done)
+	d := decoder{buf: data, pos: s.start, tab: newStrtab(s.size)}
+	var block []Record // the last of s.recs
+	n := 0             // records read
+	for !s.cancel.Load() {
+		if d.pos == s.stop {
+			s.end, s.reached = d.pos, true
+			return
+		}
+		if len(s.recs) == 0 || len(block) == cap(block) {
+			block = make([]Record, 0, 256)
+			s.recs = append(s.recs, nil)
+		}
+		block = append(block, Record{})
+		s.recs[len(s.recs)-1] = block
+		recErr, err := nextEntry(&d, &block[len(block)-1])
+		if err != nil {
+			s.err = err
+			return
+		}
+		if recErr != nil {
+			s.errs = append(s.errs, entryErr{n, recErr})
+		}
+		n++
+		closed, err := afterEntry(&d)
+		if err != nil {
+			s.err = err
+			return
+		}
+		if closed {
+			s.end = d.pos
+			return
 		}
 	}
 }
 
-// parse reads data, decoding the records on workers goroutines when
-// parallel is set.
-// decodeInto decodes the record of ent straight into the map.
-func (p *parser) decodeInto(set *recSet, ent entry) error {
-	d := &p.d
-	if set.m == nil {
-		set.m = make(map[string]Record)
+// guessMember returns the first position at or after from that looks like
+// the start of a member of a record map, `}, "name": {` with the quote
+// returned, or -1.
+func guessMember(data []byte, from, limit int) int {
+	limit = min(limit, len(data))
+	for i := from; i < limit; i++ {
+		i = indexByteFrom(data, '}', i, limit)
+		if i < 0 {
+			return -1
+		}
+		j := skipWS(data, i+1)
+		if j >= len(data) || data[j] != ',' {
+			continue
+		}
+		q := skipWS(data, j+1)
+		if q >= len(data) || data[q] != '"' {
+			continue
+		}
+		k := q + 1
+		for k < len(data) && data[k] != '"' && data[k] != '\\' && data[k] >= ' ' {
+			k++
+		}
+		if k >= len(data) || data[k] != '"' {
+			continue
+		}
+		k = skipWS(data, k+1)
+		if k >= len(data) || data[k] != ':' {
+			continue
+		}
+		k = skipWS(data, k+1)
+		if k < len(data) && data[k] == '{' {
+			return q
+		}
 	}
-	var rec Record
-	err := decodeEntry(d, ent, &rec)
-	switch {
-	case err == nil:
-		if set.pending != nil {
-			delete(set.pending, rec.FileName)
-		}
-	case isSyntax(err):
-		return err
-	default:
-		// a later record of the same name may hide this error, but bad
-		// syntax anywhere is fatal
-		if set.pending == nil {
-			set.pending = make(map[string]error)
-		}
-		set.pending[rec.FileName] = err
-		d.pos = ent.val
-		if err := d.skip(2); err != nil {
-			return err
-		}
-	}
-	set.m[rec.FileName] = rec
-	return nil
+	return -1
 }
 
-func parse(data []byte, workers int, parallel bool) (*Repodata, error) {
-	p := parser{d: decoder{buf: data, tab: newStrtab(len(data))}, parallel: parallel && workers > 1}
+func indexByteFrom(b []byte, c byte, from, limit int) int {
+	if i := bytes.IndexByte(b[from:limit], c); i >= 0 {
+		return from + i
+	}
+	return -1
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// speculate starts up to workers-1 speculative decoders at guessed member
+// starts spread evenly over data, each to read at least piece bytes.
+func (p *parser) speculate(data []byte, workers, piece int) {
+	n := min(workers, len(data)/piece)
+	var starts []int
+	for i := 1; i < n; i++ {
+		from := i * len(data) / n
+		if len(starts) > 0 {
+			from = max(from, starts[len(starts)-1]+1)
+		}
+		if q := guessMember(data, from, from+len(data)/n); q >= 0 {
+			starts = append(starts, q)
+		}
+	}
+	for i, start := range starts {
+		s := &spec{start: start, stop: -1, size: len(data) / n, done: make(chan struct{})}
+		if i+1 < len(starts) {
+			s.stop = starts[i+1]
+		}
+		p.specs = append(p.specs, s)
+		go s.run(data)
+	}
+}
+
+// finish stops the speculative decoders that were never adopted and waits
+// for all of them, so that none outlives the parse.
+func (p *parser) finish() {
+	for _, s := range p.specs[p.next:] {
+		s.cancel.Store(true)
+	}
+	for _, s := range p.specs {
+		<-s.done
+	}
+}
+
+// parse reads data, decoding the records on up to workers goroutines,
+// each given piece bytes at least.
+func parse(data []byte, workers, piece int) (*Repodata, error) {
+	p := parser{d: decoder{buf: data, tab: newStrtab(len(data))}}
+	if workers > 1 && piece > 0 && len(data) >= 2*piece {
+		p.speculate(data, workers, piece)
+	}
+	return p.parse()
+}
+
+func (p *parser) parse() (*Repodata, error) {
+	defer p.finish()
 	d := &p.d
+	data := d.buf
 	var (
 		subdir, baseURL string
 		removed         []string
@@ -263,9 +461,6 @@ func parse(data []byte, workers int, parallel bool) (*Repodata, error) {
 		return nil, fmt.Errorf("repodata_version: %w", err)
 	}
 	r.RepodataVersion = int(v)
-	if p.parallel {
-		decodeParallel(data, sets[:], workers)
-	}
 	if r.Packages, err = sets[0].build(subdir); err != nil {
 		return nil, err
 	}
@@ -275,84 +470,20 @@ func parse(data []byte, workers int, parallel bool) (*Repodata, error) {
 	return r, nil
 }
 
-// decodeParallel decodes the records of sets, whose syntax has been
-// checked, on several goroutines. The work is cut into more pieces than
-// workers, by bytes, so that a slow piece does not hold the others up.
-func decodeParallel(data []byte, sets []recSet, workers int) {
-	type piece struct {
-		set    *recSet
-		lo, hi int
-		errs   []entryErr
-	}
-	var pieces []*piece
-	for i := range sets {
-		s := &sets[i]
-		s.recs = make([]Record, len(s.entries))
-		s.errs = nil
-		const perPiece = 64 << 10
-		lo := 0
-		for j := range s.entries {
-			if j+1 == len(s.entries) || s.entries[j+1].val-s.entries[lo].val >= perPiece {
-				pieces = append(pieces, &piece{set: s, lo: lo, hi: j + 1})
-				lo = j + 1
-			}
-		}
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, len(pieces)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := decoder{buf: data, tab: newStrtab(len(data) / workers)}
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(pieces) {
-					return
-				}
-				pc := pieces[k]
-				for j := pc.lo; j < pc.hi; j++ {
-					if err := decodeEntry(&d, pc.set.entries[j], &pc.set.recs[j]); err != nil {
-						pc.errs = append(pc.errs, entryErr{j, err})
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, pc := range pieces {
-		pc.set.errs = append(pc.set.errs, pc.errs...)
-	}
-}
-
 // build files the decoded records by file name. As with encoding/json, the
 // last record of a name wins, and only the errors of winning records count.
 func (s *recSet) build(subdir string) (map[string]Record, error) {
-	var errs []error
-	m := s.m
-	if m == nil {
-		m = make(map[string]Record, len(s.recs))
-		for i := range s.recs {
-			m[s.recs[i].FileName] = s.recs[i]
+	if len(s.pending) > 0 {
+		var errs []error
+		for fn, err := range s.pending {
+			errs = append(errs, fmt.Errorf("%s: %w", fn, err))
 		}
-		if len(s.errs) > 0 {
-			last := make(map[string]int, len(s.recs))
-			for i := range s.recs {
-				last[s.recs[i].FileName] = i
-			}
-			for _, e := range s.errs {
-				if fn := s.recs[e.i].FileName; last[fn] == e.i {
-					errs = append(errs, fmt.Errorf("%s: %w", fn, e.err))
-				}
-			}
-		}
-	}
-	for fn, err := range s.pending {
-		errs = append(errs, fmt.Errorf("%s: %w", fn, err))
-	}
-	if len(errs) > 0 {
 		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 		return nil, fmt.Errorf("%s: %w", s.name, errors.Join(errs...))
+	}
+	m := s.m
+	if m == nil {
+		m = map[string]Record{}
 	}
 	if subdir != "" {
 		for fn, r := range m {

@@ -75,7 +75,7 @@ func Decompress(data []byte) ([]byte, error) {
 // key and an empty Subdir from info.subdir. Only the first JSON value of
 // data is read.
 func Parse(data []byte) (*Repodata, error) {
-	r, err := parse(data, runtime.GOMAXPROCS(0), len(data) >= parallelFrom)
+	r, err := parse(data, runtime.GOMAXPROCS(0), pieceMin)
 	if err != nil {
 		return nil, fmt.Errorf("repodata: %w", err)
 	}

@@ -24,6 +24,9 @@
 //     the working directory, a bare name on PATH. spark.executorEnv.* are
 //     set in its environment; py-files are put first on PYTHONPATH.
 //
+// With a local master the working directory stands for the directory of
+// spark-submit with the archive unpacked there, as the wiring's note asks.
+//
 // It fetches http(s), file:// and local paths only (no S3), and must never
 // be used outside tests: it runs whatever the artifacts contain.
 package sparkemu
