@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sparkenv/sparkenv/builders"
@@ -155,6 +156,35 @@ func TestBuildServesPip(t *testing.T) {
 		} else if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != w.SHA256 {
 			t.Errorf("pip downloaded another %s", w.Filename)
 		}
+	}
+	// a server doing PEP 691 content negotiation serves index.json to pip,
+	// which installs from the JSON form just as well
+	var jsonServed int
+	var mu sync.Mutex
+	files := http.FileServer(http.Dir(out))
+	neg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") && strings.Contains(r.Header.Get("Accept"), "application/vnd.pypi.simple.v1+json") {
+			b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(r.URL.Path), "index.json"))
+			if err == nil {
+				mu.Lock()
+				jsonServed++
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+json")
+				w.Write(b)
+				return
+			}
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer neg.Close()
+	target2 := filepath.Join(tmp, "target2")
+	cmd = exec.Command(py, "-m", "pip", "install", "--no-cache-dir", "--index-url", neg.URL+"/simple", "--target", target2, "a")
+	cmd.Env = env
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pip install with the JSON API: %v\n%s", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(target2, "cee_pkg", "__init__.py")); err != nil || jsonServed < 3 {
+		t.Errorf("JSON API install: %v, %d JSON pages served", err, jsonServed)
 	}
 	// a copy of the tree on disk works as an index too (pip reads the
 	// index.html of a file:// directory)

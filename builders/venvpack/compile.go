@@ -30,10 +30,10 @@ func canCompile(xy string) bool {
 	return ok && major == "3" && err == nil && m >= 9
 }
 
-// compilePyc runs compileScript with py over site. A file that does not
+// compilePyc runs compileScript with py over dir. A file that does not
 // compile (Python 2 code in some wheel) is reported in the log and left
 // without a .pyc, as pip does.
-func compilePyc(ctx context.Context, req *builders.Request, py, site, stage string) error {
+func compilePyc(ctx context.Context, req *builders.Request, py, dir, stage string) error {
 	jobs := req.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
@@ -47,7 +47,10 @@ func compilePyc(ctx context.Context, req *builders.Request, py, site, stage stri
 	// A fixed hash seed keeps the marshalled sets of the .pyc files in one
 	// order.
 	r.Env = append(r.Env, "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=")
-	err := r.Run(ctx, execx.Cmd{Argv: []string{py, "-I", "-c", compileScript, site, stage, fmt.Sprint(jobs)}})
+	// Not -I: it would ignore PYTHONHASHSEED. -s -S and empty PYTHONPATH
+	// and PYTHONHOME isolate the run as well.
+	r.Env = append(r.Env, "PYTHONPATH=", "PYTHONHOME=")
+	err := r.Run(ctx, execx.Cmd{Argv: []string{py, "-s", "-S", "-c", compileScript, dir, stage, fmt.Sprint(jobs)}})
 	if err != nil {
 		return fmt.Errorf("compile .pyc with %s: %w", py, err)
 	}

@@ -74,6 +74,8 @@ func TestCopiesShipsTheInterpreter(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil || string(out) != "alpha-cli c\n" {
 			t.Errorf("%s: console script: %v: %s", dir, err, out)
 		}
+		checkPyc(t, filepath.Join(dir, "lib", "python3.11", "__pycache__", "os.cpython-311.pyc"))
+		checkPyc(t, filepath.Join(dir, "lib", "python3.11", "site-packages", "a", "__pycache__", "__init__.cpython-311.pyc"))
 		if target, _ := os.Readlink(filepath.Join(dir, "bin", "python")); target != "python3.11" {
 			t.Errorf("bin/python -> %q, want python3.11 (inside the archive)", target)
 		}

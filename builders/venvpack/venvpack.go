@@ -46,6 +46,12 @@ type Config struct {
 	// machine and fails when the interpreter found there is not
 	// PythonVersion.
 	CheckPython *bool `hcl:"check_python,optional"`
+	// Compile (default true) compiles the installed Python files into
+	// unchecked-hash .pyc files when the interpreter runs on this machine
+	// (linked: python exists here and is python_version; copies: the
+	// environment's platform is this one), so executors import at full
+	// speed from the first start.
+	Compile *bool `hcl:"compile,optional"`
 	// Level is the compression level; 0 means the format's default.
 	Level int `hcl:"level,optional"`
 }
@@ -54,8 +60,9 @@ type Config struct {
 type Builder struct{}
 
 var (
-	_ builders.Builder   = (*Builder)(nil)
-	_ builders.Validator = (*Builder)(nil)
+	_ builders.Builder       = (*Builder)(nil)
+	_ builders.Validator     = (*Builder)(nil)
+	_ builders.ToolVersioner = (*Builder)(nil)
 )
 
 // New returns the venv_pack builder.
@@ -105,6 +112,8 @@ func (c *Config) output(name string) string {
 }
 
 func (c *Config) checkPython() bool { return c.CheckPython == nil || *c.CheckPython }
+
+func (c *Config) compile() bool { return c.Compile == nil || *c.Compile }
 
 var (
 	versionRe  = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.(\d+))?$`)
@@ -165,6 +174,24 @@ func (c *Config) version(condaPython string) (full, xy string, err error) {
 		return "", "", fmt.Errorf("venv_pack: python version %q is not X.Y[.Z]", full)
 	}
 	return full, m[1] + "." + m[2], nil
+}
+
+// ToolVersions implements builders.ToolVersioner: the .pyc files compiled
+// with the nodes' interpreter depend on its exact version, and whether it
+// exists here decides whether there are any.
+func (*Builder) ToolVersions(ctx context.Context, cfg any) (map[string]string, error) {
+	c, err := config(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.Copies || !c.compile() || !c.checkPython() {
+		return nil, nil
+	}
+	out, err := (&execx.Runner{}).Output(ctx, execx.Cmd{Argv: []string{c.Python, "-c", "import sys; print(sys.version)"}})
+	if err != nil {
+		return map[string]string{"python": "absent"}, nil
+	}
+	return map[string]string{"python": strings.TrimSpace(string(out))}, nil
 }
 
 // Build implements builders.Builder.
@@ -278,6 +305,31 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		}
 	}
 
+	compiled := "no .pyc files"
+	if c.compile() {
+		py, dir, why := "", site, ""
+		switch {
+		case !canCompile(xy):
+			why = "Python " + xy + " lacks compileall's stripdir (3.9+)"
+		case c.Copies && condaenv.HostRuns(env.Platform):
+			py, dir = filepath.Join(bin, "python"+xy), filepath.Join(stage, "lib", "python"+xy)
+		case c.Copies:
+			why = "the environment's platform " + env.Platform + " does not run here"
+		case warn == "" && c.checkPython():
+			py = c.Python
+		default:
+			why = c.Python + " is not a checked interpreter on this machine"
+		}
+		if py == "" {
+			logf(req, "venv_pack: .pyc files not compiled (%s); executors compile them on first import", why)
+		} else {
+			if err := compilePyc(ctx, req, py, dir, stage); err != nil {
+				return nil, fmt.Errorf("venv_pack %s: %w", req.Address, err)
+			}
+			compiled = "unchecked-hash .pyc files"
+		}
+	}
+
 	prompt := req.Name
 	files := map[string][]byte{
 		"bin/activate":      activate(activateSh, prompt),
@@ -308,7 +360,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	if warn != "" {
 		logf(req, "%s", warn)
 	}
-	logf(req, "venv_pack: wrote %s (%d wheels, %d scripts made relocatable, python %s)", name, len(env.Pip), relocated, interpreterLine(c))
+	logf(req, "venv_pack: wrote %s (%d wheels, %d scripts made relocatable, %s, python %s)", name, len(env.Pip), relocated, compiled, interpreterLine(c))
 	md := map[string]string{"main": name, "python_version": xy, "python": "bin/python"}
 	if !c.Copies {
 		md["interpreter"] = c.Python

@@ -93,6 +93,12 @@ func TestLinkedVenvRunsAnywhere(t *testing.T) {
 	if strings.Contains(log, "WARNING") {
 		t.Errorf("warning for an interpreter that exists:\n%s", log)
 	}
+	// Compiled with the real interpreter, the archive is still the same
+	// bytes on a rebuild.
+	again, _ := f.build(t, &Config{Python: py})
+	if b1, b2 := readFile(t, archive), readFile(t, again); !bytes.Equal(b1, b2) {
+		t.Errorf("two builds with compiled .pyc files differ")
+	}
 	base := t.TempDir()
 	for _, dir := range []string{filepath.Join(base, "one"), filepath.Join(base, "two", "with space")} {
 		untar(t, archive, dir)
@@ -123,6 +129,7 @@ func TestLinkedVenvRunsAnywhere(t *testing.T) {
 		if err != nil || out != want {
 			t.Errorf("%s: activate: %v:\n%s\nwant\n%s", dir, err, out, want)
 		}
+		checkPyc(t, filepath.Join(dir, "lib", "python3.11", "site-packages", "b", "__pycache__", "__init__.cpython-311.pyc"))
 		cfg, _ := os.ReadFile(filepath.Join(dir, "pyvenv.cfg"))
 		if !strings.Contains(string(cfg), "home = "+filepath.Dir(py)+"\n") || !strings.Contains(string(cfg), "include-system-site-packages = false\n") {
 			t.Errorf("pyvenv.cfg:\n%s", cfg)
@@ -309,4 +316,27 @@ format         = "tar.gz"
 	if diags := gohcl.DecodeBody(f.Body, nil, cfg); diags.HasErrors() || cfg.checkPython() {
 		t.Errorf("check_python = false: %v, %v", diags, cfg.checkPython())
 	}
+}
+
+// checkPyc checks that p is an unchecked-hash .pyc (PEP 552 flags 0b01),
+// which Python uses whatever the file times.
+func checkPyc(t *testing.T, p string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Errorf("no compiled file: %v", err)
+		return
+	}
+	if len(b) < 16 || b[4] != 1 || b[5] != 0 || b[6] != 0 || b[7] != 0 {
+		t.Errorf("%s is not an unchecked-hash .pyc (flags % x)", p, b[4:8])
+	}
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

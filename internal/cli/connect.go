@@ -183,11 +183,11 @@ func (a *app) connectHelperCommand() *cobra.Command {
 		Use:   "helper ADDR... [-o FILE]",
 		Short: "Write a Python file that pushes the built bundles from inside a PySpark session",
 		Long: `helper builds the targets and writes a Python helper (default: beside the
-first bundle in dist/, as <bundle>.connect.py) that a notebook runs to push
-the bundles into its own Spark Connect session with spark.addArtifacts and
-set the interpreter conf:
+dist/connect/<kind>-<name>.connect.py) that a notebook runs to push the
+bundles into its own Spark Connect session with spark.addArtifacts and set
+the interpreter conf:
 
-  import runpy; runpy.run_path("dist/conda_pack/etl/etl.tar.gz.connect.py")["use_sparkenv"](spark)`,
+  import runpy; runpy.run_path("dist/connect/conda_pack-etl.connect.py")["use_sparkenv"](spark)`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if alias == "" {
@@ -197,12 +197,31 @@ set the interpreter conf:
 			if err != nil {
 				return err
 			}
+			if out == "" {
+				// Not inside dist/<kind>/<name>/: a build replaces those
+				// directories whole.
+				wd, err := a.workDir()
+				if err != nil {
+					return err
+				}
+				name := strings.NewReplacer("target.", "", ".", "-").Replace(args[0])
+				out = filepath.Join(wd, "dist", "connect", name+".connect.py")
+			}
+			if out != "-" {
+				// The helper names each bundle by its path from the helper.
+				abs, err := filepath.Abs(out)
+				if err != nil {
+					return err
+				}
+				for i := range arts {
+					if rel, err := filepath.Rel(filepath.Dir(abs), arts[i].Path); err == nil {
+						arts[i].Path = rel
+					}
+				}
+			}
 			b, err := connect.NotebookHelper(arts...)
 			if err != nil {
 				return err
-			}
-			if out == "" {
-				out = arts[0].Path + ".connect.py"
 			}
 			if out == "-" {
 				_, err := a.stdout.Write(b)

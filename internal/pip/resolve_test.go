@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,6 +34,7 @@ func fixtureSpecs() []wheeltest.Spec {
 		{Name: "d", Version: "1.0", Tag: "cp311-cp311-win_amd64", Files: map[string]string{"d/__init__.py": "\n"}},
 		{Name: "f", Version: "1.0", RequiresDist: []string{"g; python_version < \"3.11\""}, Files: map[string]string{"f.py": "\n"}},
 		{Name: "g", Version: "1.0", Files: map[string]string{"g.py": "\n"}},
+		{Name: "h", Version: "1.0", Tag: "cp38-abi3-manylinux_2_17_x86_64", Files: map[string]string{"h.py": "\n"}},
 	}
 }
 
@@ -181,10 +183,19 @@ func TestResolveTargetTags(t *testing.T) {
 			}
 		})
 	}
+	// a stable-ABI wheel for 3.8+ fits CPython 3.11, not 3.7
+	got, err := Resolve(context.Background(), Request{Requirements: []string{"h"}, IndexURL: f.srv.URL + "/simple", Target: linux311, Pip: pip, CacheDir: t.TempDir()})
+	if err != nil || names(got) != "h==1.0" {
+		t.Fatalf("h for 3.11: %s %v", names(got), err)
+	}
+	if _, err := Resolve(context.Background(), Request{Requirements: []string{"h"}, IndexURL: f.srv.URL + "/simple",
+		Target: Target{Platform: "linux-64", PythonVersion: "3.7"}, Pip: pip, CacheDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "cp38-abi3-manylinux_2_17_x86_64") {
+		t.Fatalf("h for 3.7: %v", err)
+	}
 	// pip evaluates markers for the Python it runs on: a 3.10 target
 	// resolved by a pip on 3.10 gets g
 	py310 := []string{testutil.Python(t, "3.10"), "-m", "pip"}
-	got, err := Resolve(context.Background(), Request{Requirements: []string{"f"}, IndexURL: f.srv.URL + "/simple",
+	got, err = Resolve(context.Background(), Request{Requirements: []string{"f"}, IndexURL: f.srv.URL + "/simple",
 		Target: Target{Platform: "linux-64", PythonVersion: "3.10"}, Pip: py310, CacheDir: t.TempDir()})
 	if err != nil || names(got) != "f==1.0 g==1.0" {
 		t.Fatalf("f for 3.10: %s %v", names(got), err)
@@ -349,4 +360,40 @@ func TestParseProjectPage(t *testing.T) {
 		t.Fatalf("%+v", ls)
 	}
 	_ = fmt.Sprint(wheel.Normalize("x"))
+}
+
+// TestResolveIndexWithoutHashes: an index that links files without
+// #sha256 fragments still gives locked, verified hashes.
+func TestResolveIndexWithoutHashes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	files := http.FileServer(http.Dir(f.dir))
+	strip := regexp.MustCompile(`#sha256=[0-9a-f]{64}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/simple/") && strings.HasSuffix(r.URL.Path, "/") {
+			b, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(r.URL.Path), "index.html"))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html")
+			w.Write(strip.ReplaceAll(b, nil))
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	got, err := Resolve(context.Background(), Request{Requirements: []string{"a"}, IndexURL: srv.URL + "/simple", Target: linux311,
+		Pip: []string{testutil.Python(t, "3.11"), "-m", "pip"}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(got) != "a==2.0 b==2.0 c-pkg==1.0" {
+		t.Fatalf("resolved %s", names(got))
+	}
+	for _, w := range got {
+		if w.SHA256 != f.digests[w.Filename] {
+			t.Errorf("%s: sha256 %s, want %s", w.Filename, w.SHA256, f.digests[w.Filename])
+		}
+	}
 }

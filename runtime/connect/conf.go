@@ -111,8 +111,14 @@ func NotebookHelper(artifacts ...Artifact) ([]byte, error) {
 		if strings.Contains(file, "/") {
 			return nil, fmt.Errorf("notebook helper: %s: pyspark names artifacts after the local file and cannot add one in a subdirectory", a.Name)
 		}
+		// A relative Path says where the bundle is from the helper's own
+		// directory; an absolute one means "beside the helper".
+		local := filepath.Base(a.Path)
+		if a.Path != "" && !filepath.IsAbs(a.Path) {
+			local = filepath.ToSlash(a.Path)
+		}
 		fmt.Fprintf(&rows, "    (%s, %s, %s, %s, %s),\n",
-			pyString(filepath.Base(a.Path)), pyString(file), pyString(alias), pyString(flag), pyString(strings.ToLower(a.SHA256)))
+			pyString(local), pyString(file), pyString(alias), pyString(flag), pyString(strings.ToLower(a.SHA256)))
 		if k, v := PythonConf(a); k != "" && conf[0] == "" {
 			conf = [2]string{k, v}
 		}
