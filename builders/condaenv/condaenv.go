@@ -103,7 +103,16 @@ func CompilePyc(ctx context.Context, req *builders.Request, env *lock.Environmen
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	r := &execx.Runner{Env: append(append([]string{}, req.Runner.Env...), "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE="), Log: req.Log}
+	// -s -S keep user and site packages out without -I/-E, which would
+	// also ignore PYTHONHASHSEED: a fixed seed keeps the .pyc bytes the
+	// same from one build to the next.
+	childEnv := []string{"PYTHONHASHSEED=0"}
+	for _, kv := range req.Runner.Env {
+		if !strings.HasPrefix(kv, "PYTHON") {
+			childEnv = append(childEnv, kv)
+		}
+	}
+	r := &execx.Runner{Env: childEnv, Log: req.Log}
 	// A file that does not compile (Python 2 code shipped by some package)
 	// is reported in the log and left without a .pyc, as conda does.
 	script := `import compileall, py_compile, re, sys
@@ -112,7 +121,7 @@ compileall.compile_dir(sys.argv[1], quiet=1, force=True, workers=int(sys.argv[4]
     stripdir=sys.argv[2], prependdir=sys.argv[3],
     rx=re.compile(r"(^|/)(test|tests|idle_test)/|bad_coding|badsyntax"))
 `
-	err := r.Run(ctx, execx.Cmd{Argv: []string{py, "-I", "-c", script, lib, stage, targetPrefix, fmt.Sprint(jobs)}})
+	err := r.Run(ctx, execx.Cmd{Argv: []string{py, "-s", "-S", "-c", script, lib, stage, targetPrefix, fmt.Sprint(jobs)}})
 	if err != nil {
 		return false, fmt.Errorf("compile .pyc with %s: %w", py, err)
 	}

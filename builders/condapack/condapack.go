@@ -165,9 +165,6 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Environment.Pip) > 0 {
-		return nil, fmt.Errorf("%s: %s has %d pip packages: pip packages are not supported by this build yet", req.Address, c.Environment, len(res.Environment.Pip))
-	}
 	prefix := c.DestPrefix
 	relocatable := prefix == ""
 	if relocatable {

@@ -10,77 +10,40 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/internal/artifact"
-	"github.com/sparkenv/sparkenv/internal/conda/engine"
-	"github.com/sparkenv/sparkenv/internal/conda/fixture"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
 	"github.com/sparkenv/sparkenv/internal/testutil"
+	"github.com/sparkenv/sparkenv/internal/testutil/condatest"
+	"github.com/sparkenv/sparkenv/internal/wheel/wheeltest"
 )
-
-var shared struct {
-	once sync.Once
-	dir  string
-	res  *lock.Resolved
-	pkgs string
-	err  error
-}
 
 // cleanups run after all tests and benchmarks.
 var cleanups []func()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	condatest.Cleanup()
 	for _, f := range cleanups {
 		f()
 	}
 	os.Exit(code)
 }
 
-// lockedEnv builds the quickstart channel and solves it once for all the
-// tests of this package.
+// lockedEnv is the quickstart environment these tests pack.
 func lockedEnv(t *testing.T) (*lock.Resolved, string) {
 	t.Helper()
-	testutil.Python(t, "3.11")
-	testutil.Tool(t, "gcc")
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "condapack-test-")
-		if shared.err != nil {
-			return
-		}
-		ch := filepath.Join(shared.dir, "channel")
-		if shared.err = fixture.QuickstartChannel(context.Background(), ch); shared.err != nil {
-			return
-		}
-		shared.pkgs = filepath.Join(shared.dir, "pkgs")
-		env, err := (&engine.Engine{PkgsDir: shared.pkgs}).Solve(context.Background(), engine.SolveRequest{
-			Platform: "linux-64", Channels: []string{ch},
-			Specs: []string{"python 3.11.*", "wordcount", "prefixbin", "prefixtext"}})
-		shared.res, shared.err = &lock.Resolved{Name: "etl", Prefix: "/opt/conda", Environment: env}, err
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.res, shared.pkgs
+	return condatest.Locked(t, "etl", "/opt/conda", "python 3.11.*", "wordcount", "prefixbin", "prefixtext"), condatest.PkgsDir(t)
 }
 
 func request(t *testing.T, res *lock.Resolved, pkgs string, cfg *Config, jobs int) *builders.Request {
 	t.Helper()
-	in := t.TempDir()
-	b, _ := json.Marshal(res)
-	if err := os.WriteFile(filepath.Join(in, lock.ResolvedFileName), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return &builders.Request{
 		Address: "target.conda_pack.etl", Name: "etl", Config: cfg,
-		Inputs: []builders.Input{{Address: "environment.etl", Kind: "environment", Name: "etl", Dir: in}},
+		Inputs: []builders.Input{condatest.Input(t, res)},
 		OutDir: t.TempDir(), TempDir: t.TempDir(), Log: io.Discard,
 		Runner:          &execx.Runner{Env: os.Environ()},
 		PackageCacheDir: pkgs, Jobs: jobs,
@@ -292,17 +255,33 @@ func TestZipSymlinks(t *testing.T) {
 	}
 }
 
-func TestPipPackagesRefused(t *testing.T) {
+// Pip wheels of the environment are installed into the packed tree after
+// the conda packages, and import from the unpacked archive.
+func TestPipPackagesArePacked(t *testing.T) {
 	t.Parallel()
 	res, pkgs := lockedEnv(t)
+	whl, err := wheeltest.Write(t.TempDir(), wheeltest.Spec{Name: "loud", Version: "1.0",
+		Files: map[string]string{"loud/__init__.py": "def up(s):\n    return s.upper()\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, size, err := artifact.HashFile(whl)
+	if err != nil {
+		t.Fatal(err)
+	}
 	withPip := *res
 	env := *res.Environment
-	env.Pip = []lock.Wheel{{Name: "requests", Version: "2.31.0", Filename: "requests-2.31.0-py3-none-any.whl"}}
+	env.Pip = []lock.Wheel{{Name: "loud", Version: "1.0", Filename: filepath.Base(whl), URL: "file://" + whl, SHA256: sum, Size: size}}
 	withPip.Environment = &env
 	req := request(t, &withPip, pkgs, &Config{Environment: "environment.etl"}, 1)
-	_, err := New().Build(context.Background(), req)
-	if err == nil || !strings.Contains(err.Error(), "pip packages are not supported by this build yet") {
-		t.Fatalf("err = %v", err)
+	r, err := New().Build(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "unpacked")
+	untar(t, filepath.Join(req.OutDir, r.Metadata["main"]), dir)
+	if got := run(t, filepath.Join(dir, "bin", "python"), "-c", "import loud; print(loud.up('ok'))"); got != "OK" {
+		t.Fatalf("python printed %q", got)
 	}
 }
 

@@ -2,7 +2,6 @@ package pex
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparkenv/sparkenv/builders/condaenv"
 	"github.com/sparkenv/sparkenv/internal/conda/repodata"
 	"github.com/sparkenv/sparkenv/internal/testutil"
 )
 
 var time0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-
-var _ = condaenv.PythonVersion
 
 func pythonRecord(version string) repodata.Record {
 	return repodata.Record{Name: "python", Version: version, Build: "h0_0"}
@@ -98,7 +94,6 @@ func TestConstraintAgreesWithBootstrap(t *testing.T) {
 	if c, _ := ParseConstraint(">=3.10,<3.13"); !c.Allows("cpython", []int{3, 12, 9}) || c.Allows("cpython", []int{3, 13, 0}) {
 		t.Errorf("Allows is wrong for %s", c)
 	}
-	_ = fmt.Sprint
 }
 
 func FuzzParseConstraint(f *testing.F) {

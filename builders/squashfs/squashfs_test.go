@@ -2,79 +2,40 @@ package squashfs
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/internal/artifact"
-	"github.com/sparkenv/sparkenv/internal/conda/engine"
-	"github.com/sparkenv/sparkenv/internal/conda/fixture"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
 	"github.com/sparkenv/sparkenv/internal/testutil"
+	"github.com/sparkenv/sparkenv/internal/testutil/condatest"
 )
-
-var shared struct {
-	once sync.Once
-	dir  string
-	res  *lock.Resolved
-	pkgs string
-	err  error
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	condatest.Cleanup()
 	os.Exit(code)
 }
 
-// lockedEnv builds the quickstart channel and solves it once for all the
-// tests of this package (channel generation and solving are not what they
-// test).
+// lockedEnv is the quickstart environment these tests build images of.
 func lockedEnv(t *testing.T) (*lock.Resolved, string) {
 	t.Helper()
-	testutil.Python(t, "3.11")
-	testutil.Tool(t, "gcc")
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "squashfs-test-")
-		if shared.err != nil {
-			return
-		}
-		ch := filepath.Join(shared.dir, "channel")
-		if shared.err = fixture.QuickstartChannel(context.Background(), ch); shared.err != nil {
-			return
-		}
-		shared.pkgs = filepath.Join(shared.dir, "pkgs")
-		env, err := (&engine.Engine{PkgsDir: shared.pkgs}).Solve(context.Background(), engine.SolveRequest{
-			Platform: "linux-64", Channels: []string{ch}, Specs: []string{"python 3.11.*", "wordcount", "prefixbin"}})
-		shared.res, shared.err = &lock.Resolved{Name: "ml", Prefix: "/opt/conda", Environment: env}, err
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.res, shared.pkgs
+	return condatest.Locked(t, "ml", "/opt/conda", "python 3.11.*", "wordcount", "prefixbin"), condatest.PkgsDir(t)
 }
 
 func request(t *testing.T, res *lock.Resolved, pkgs string, cfg *Config) *builders.Request {
 	t.Helper()
-	in := t.TempDir()
-	b, _ := json.Marshal(res)
-	if err := os.WriteFile(filepath.Join(in, lock.ResolvedFileName), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return &builders.Request{
 		Address: "target.squashfs.image", Name: "image", Config: cfg,
-		Inputs: []builders.Input{{Address: "environment.ml", Kind: "environment", Name: "ml", Dir: in}},
+		Inputs: []builders.Input{condatest.Input(t, res)},
 		OutDir: t.TempDir(), TempDir: t.TempDir(), Log: io.Discard,
 		Runner:          &execx.Runner{Env: os.Environ()},
 		PackageCacheDir: pkgs, Jobs: 2,

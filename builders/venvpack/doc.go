@@ -8,7 +8,9 @@
 //	  python         = "/opt/conda/bin/python3.11"   # the nodes' interpreter
 //	  python_version = "3.11"
 //	  copies         = false
-//	  format         = "tar.gz"
+//	  format         = "tar.gz"                      # or tar, tar.zst
+//	  check_python   = true                          # default
+//	  compile        = true                          # default
 //	}
 //
 // sparkenv writes the environment itself instead of running `python -m
@@ -36,6 +38,15 @@
 // library's extension modules load), and lib/pythonX.Y without its
 // site-packages are copied in; there is no pyvenv.cfg then, because the
 // tree is a complete, relocatable Python prefix of its own.
+//
+// The archive's times are fixed, so timestamp-checked .pyc files would all
+// be stale on the nodes. When the interpreter runs here (linked: python
+// exists and is python_version; copies: same platform) and compile is not
+// false, the installed files (and, with copies, the standard library) are
+// compiled into unchecked-hash .pyc files with a fixed hash seed, which
+// keeps the archive reproducible for one interpreter version; the
+// interpreter's exact version is reported through ToolVersions so that it
+// is part of the cache key.
 //
 // Only the environment's pip wheels are installed; its other conda
 // packages are not part of a venv. The builder must never write outside

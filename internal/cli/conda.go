@@ -84,6 +84,7 @@ conda create --file, and changes nothing.`,
 					Platform: e.Platform, Channels: e.Channels, Specs: e.Dependencies,
 					VirtualPackages: e.VirtualPackages, ChannelPriority: e.ChannelPriority,
 					Previous: prev, Update: update, UpdateAll: updateAll, BaseDir: e.BaseDir,
+					Pip: e.Pip, PipIndex: e.PipIndex, PipFindLinks: e.PipFindLinks, Environ: a.environ,
 				})
 				if err != nil {
 					if msg, ok := engine.ExplainUnsatisfiable(err); ok {

@@ -23,7 +23,11 @@ type Scheme struct {
 	Platlib string // usually the same as Purelib
 	Scripts string // bin
 	Data    string // the prefix
-	Headers string // include/site/pythonX.Y/<name>
+	// Headers receives .data/headers; pip uses
+	// <prefix>/include/site/pythonX.Y/<project>, the project name of the
+	// wheel's file name with runs of characters other than letters, digits
+	// and '.' written as '-'.
+	Headers string
 	// Python is the interpreter that scripts run with, as its path will be
 	// on the target machine (e.g. /opt/conda/bin/python3.11).
 	Python string
@@ -303,6 +307,11 @@ func checkScheme(s *Scheme) error {
 	}
 	if s.Python != "" && !path.IsAbs(filepath.ToSlash(s.Python)) {
 		return fmt.Errorf("install scheme: python %q is not an absolute path", s.Python)
+	}
+	if s.StagingRoot != "" && s.TargetRoot != "" && filepath.Clean(s.StagingRoot) != filepath.Clean(s.TargetRoot) && s.Python != "" {
+		if rel, err := filepath.Rel(s.StagingRoot, s.Python); err == nil && !strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("install scheme: python %s is in the staging tree; scripts need its path on the target (below %s)", s.Python, s.TargetRoot)
+		}
 	}
 	for _, k := range dataKeys {
 		d := *dirs[k]

@@ -495,6 +495,13 @@ func TestInstallRefuses(t *testing.T) {
 			}
 		})
 	}
+	// a shebang naming the staging tree instead of the target is refused
+	st := t.TempDir()
+	s0 := venvScheme(st, "3.11", "x")
+	s0.TargetRoot, s0.Python = "/opt/conda", filepath.Join(st, "bin", "python3")
+	if _, err := Install(context.Background(), must(wheeltest.Write(t.TempDir(), good)), s0, Options{}); err == nil || !strings.Contains(err.Error(), "in the staging tree") {
+		t.Errorf("staging python: %v", err)
+	}
 	// scheme directories outside the staging root are refused
 	s := venvScheme(t.TempDir(), "3.11", "x")
 	s.StagingRoot = t.TempDir()

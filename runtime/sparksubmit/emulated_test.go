@@ -16,11 +16,10 @@ import (
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/condapack"
-	"github.com/sparkenv/sparkenv/internal/conda/engine"
-	"github.com/sparkenv/sparkenv/internal/conda/fixture"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
 	"github.com/sparkenv/sparkenv/internal/testutil"
+	"github.com/sparkenv/sparkenv/internal/testutil/condatest"
 	"github.com/sparkenv/sparkenv/runtime/sparksubmit"
 	"github.com/sparkenv/sparkenv/runtime/sparksubmit/sparkemu"
 )
@@ -43,35 +42,13 @@ type pack struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	condatest.Cleanup()
 	os.Exit(code)
 }
 
 func lockedEnv(t *testing.T) (*lock.Resolved, string) {
 	t.Helper()
-	testutil.Python(t, "3.11")
-	testutil.Tool(t, "gcc")
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "sparksubmit-test-")
-		if shared.err != nil {
-			return
-		}
-		ch := filepath.Join(shared.dir, "channel")
-		if shared.err = fixture.QuickstartChannel(context.Background(), ch); shared.err != nil {
-			return
-		}
-		shared.pkgs = filepath.Join(shared.dir, "pkgs")
-		env, err := (&engine.Engine{PkgsDir: shared.pkgs}).Solve(context.Background(), engine.SolveRequest{
-			Platform: "linux-64", Channels: []string{ch},
-			Specs: []string{"python 3.11.*", "wordcount", "prefixbin", "prefixtext"}})
-		shared.res, shared.err = &lock.Resolved{Name: "etl", Prefix: "/opt/conda", Environment: env}, err
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.res, shared.pkgs
+	return condatest.Locked(t, "etl", "/opt/conda", "python 3.11.*", "wordcount", "prefixbin", "prefixtext"), condatest.PkgsDir(t)
 }
 
 // buildPack builds the fixture environment with the conda_pack builder.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,6 +24,8 @@ import (
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
 	"github.com/sparkenv/sparkenv/internal/conda/repodata"
 	"github.com/sparkenv/sparkenv/internal/conda/solve"
+	"github.com/sparkenv/sparkenv/internal/pip"
+	"github.com/sparkenv/sparkenv/internal/wheel"
 )
 
 // Engine holds what solving and installing share.
@@ -53,8 +57,17 @@ type SolveRequest struct {
 	Previous  *lock.Environment
 	Update    []string
 	UpdateAll bool
-	// BaseDir resolves relative file channels.
+	// BaseDir resolves relative file channels and find-links folders.
 	BaseDir string
+	// Pip requirements, resolved by the real pip for the solved
+	// environment's platform and python after the conda solve.
+	Pip          []string
+	PipIndex     string
+	PipFindLinks []string
+	// PipCommand runs pip (e.g. ["python3", "-m", "pip"]); empty finds one.
+	PipCommand []string
+	// Environ passes proxy and certificate settings on to pip.
+	Environ []string
 }
 
 func (e *Engine) fetcher() *channel.Fetcher {
@@ -217,7 +230,41 @@ func (e *Engine) Solve(ctx context.Context, req SolveRequest) (*lock.Environment
 			return nil, fmt.Errorf("package %s from %s has no URL or checksum in the channel index", r.DistName(), r.Channel)
 		}
 	}
+	if len(req.Pip) > 0 {
+		if env.Pip, err = e.resolvePip(ctx, env, req); err != nil {
+			return nil, err
+		}
+	}
 	return env, nil
+}
+
+// resolvePip resolves pip requirements with the real pip for the target
+// the conda solve produced (platform, glibc, python and ABI), never for the
+// build machine.
+func (e *Engine) resolvePip(ctx context.Context, env *lock.Environment, req SolveRequest) ([]lock.Wheel, error) {
+	t, err := pip.TargetFor(env)
+	if err != nil {
+		return nil, fmt.Errorf("pip packages: %w", err)
+	}
+	var links []string
+	for _, l := range req.PipFindLinks {
+		if !strings.Contains(l, "://") && !filepath.IsAbs(l) && req.BaseDir != "" {
+			l = filepath.Join(req.BaseDir, l)
+		}
+		links = append(links, l)
+	}
+	var passEnv []string
+	for _, kv := range req.Environ {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT":
+			passEnv = append(passEnv, kv)
+		}
+	}
+	return pip.Resolve(ctx, pip.Request{
+		Requirements: req.Pip, IndexURL: req.PipIndex, FindLinks: links, Target: t,
+		Pip: req.PipCommand, CacheDir: e.PkgsDir, Env: passEnv, Log: e.Log, Client: e.Client,
+	})
 }
 
 // InstallOptions tune Install.
@@ -275,9 +322,64 @@ func (e *Engine) Install(ctx context.Context, env *lock.Environment, stagingDir 
 			return nil, err
 		}
 	}
-	return install.Install(ctx, stagingDir, pkgs, install.Options{
+	rep, err := install.Install(ctx, stagingDir, pkgs, install.Options{
 		TargetPrefix: target, Jobs: e.Jobs, AllowHardlinks: opts.AllowHardlinks, History: opts.History, Log: e.Log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Pip) > 0 {
+		if err := e.installWheels(ctx, env, stagingDir, target); err != nil {
+			os.RemoveAll(stagingDir)
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// installWheels installs the locked pip wheels into a laid-out conda
+// environment, as pip would into that python's site-packages, with scripts
+// pointing at the python of the target prefix.
+func (e *Engine) installWheels(ctx context.Context, env *lock.Environment, stage, target string) error {
+	stage, err := filepath.Abs(stage)
+	if err != nil {
+		return err
+	}
+	var py *repodata.Record
+	for i := range env.Packages {
+		if env.Packages[i].Name == "python" {
+			py = &env.Packages[i]
+		}
+	}
+	if py == nil {
+		return fmt.Errorf("the environment has pip packages but no python package to install them for")
+	}
+	parts := strings.SplitN(py.Version, ".", 3)
+	if len(parts) < 2 {
+		return fmt.Errorf("python %s: cannot tell its major.minor version", py.Version)
+	}
+	xy := parts[0] + "." + parts[1]
+	site := filepath.Join("lib", "python"+xy, "site-packages")
+	if py.PythonSitePackagesPath != "" {
+		site = filepath.FromSlash(py.PythonSitePackagesPath)
+	}
+	paths, err := pip.Fetch(ctx, env.Pip, e.PkgsDir, pip.FetchOptions{Offline: e.Offline, Jobs: e.Jobs, Client: e.Client})
+	if err != nil {
+		return err
+	}
+	for i, w := range env.Pip {
+		_, err := wheel.Install(ctx, paths[i], wheel.Scheme{
+			Purelib: filepath.Join(stage, site), Platlib: filepath.Join(stage, site),
+			Scripts: filepath.Join(stage, "bin"), Data: stage,
+			Headers:    filepath.Join(stage, "include", "python"+xy, w.Name),
+			Python:     path.Join(target, "bin", "python"+xy),
+			TargetRoot: target, StagingRoot: stage,
+		}, wheel.Options{Installer: "sparkenv", Requested: true, Log: e.Log})
+		if err != nil {
+			return fmt.Errorf("install %s: %w", w.Filename, err)
+		}
+	}
+	return nil
 }
 
 // ExplainUnsatisfiable renders a solver failure for people.

@@ -167,10 +167,7 @@ func (d *decoder) stringValue(depth int, field string) (b []byte, ok bool, err e
 		if err != nil {
 			return nil, false, err
 		}
-		b = unquote(d.buf[s:e], plain, d.tab.scratch)
-		if !plain {
-			d.tab.scratch = b[:0]
-		}
+		b = unquote(d.buf[s:e], plain, &d.tab.scratch)
 		return b, true, nil
 	case 'n':
 		return nil, false, d.literal("null")
@@ -193,7 +190,8 @@ func (d *decoder) numberValue(depth int, field string) (b []byte, ok bool, err e
 		if err != nil {
 			return nil, false, err
 		}
-		b := unquote(d.buf[s:e], plain, nil)
+		var own []byte
+		b := unquote(d.buf[s:e], plain, &own)
 		if !validNumber(b) {
 			return nil, false, fmt.Errorf("%s: invalid number literal %q", field, b)
 		}
@@ -236,10 +234,7 @@ func (d *decoder) strList(dst []string, depth int, field string) ([]string, erro
 			if err != nil {
 				return nil, err
 			}
-			b := unquote(d.buf[s:e], plain, t.scratch)
-			if !plain {
-				t.scratch = b[:0]
-			}
+			b := unquote(d.buf[s:e], plain, &t.scratch)
 			v = t.intern(b)
 		case 'n':
 			if err := d.literal("null"); err != nil {
@@ -312,8 +307,7 @@ func (d *decoder) record(r *Record, key []byte, depth int) error {
 			}
 			kb := d.buf[s:e]
 			if !plain {
-				kb = unquote(kb, false, t.keyScratch)
-				t.keyScratch = kb[:0]
+				kb = unquote(kb, false, &t.keyScratch)
 			}
 			f := t.recordField(kb)
 			if err := d.expect(':', "after object key"); err != nil {
@@ -489,10 +483,7 @@ func isNull(raw []byte) bool { return len(raw) == 0 || raw[0] == 'n' }
 func (t *strtab) quoted(raw []byte) string {
 	d := decoder{buf: raw, tab: t}
 	s, e, plain, _ := d.str()
-	b := unquote(raw[s:e], plain, t.scratch)
-	if !plain {
-		t.scratch = b[:0]
-	}
+	b := unquote(raw[s:e], plain, &t.scratch)
 	return t.intern(b)
 }
 
@@ -527,7 +518,7 @@ func (t *strtab) featuresOf(raw []byte) (string, error) {
 			switch d.peek() {
 			case '"':
 				s, e, plain, _ := d.str()
-				joined = append(joined, unquote(raw[s:e], plain, t.scratch)...)
+				joined = append(joined, unquote(raw[s:e], plain, &t.scratch)...)
 			case 'n':
 				d.pos += len("null")
 			default:

@@ -1,6 +1,7 @@
 package repodata
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ var diffSeeds = []string{
 	`{"packages":{"a.conda":{"x":"\u12"}}}`, `{"packages":{"a.conda":{"x":"\q"}}}`,
 	`{"packages":{"a.conda":{"name":"a",}}}`, `{"packages":{"a.conda":{"name":"a"}`,
 	`{"packages":{"a.conda":{"name":5,"x":[}}}`,
+	"{\"packages\":{\"a.conda\":{\"n\u00e9\":1,\"N\xc3\xa9\":2,\"\xa1\":[\"x\"]}}}",
 	`{"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
 	`{"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
 	`{"packages":{"a.conda":{"x":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}}}`,
@@ -54,6 +56,12 @@ func FuzzParseDifferential(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		orig := bytes.Clone(data)
+		defer func() {
+			if !bytes.Equal(orig, data) {
+				t.Fatalf("the input was modified")
+			}
+		}()
 		want, werr := refParse(data)
 		for _, parallel := range []bool{false, true} {
 			got, err := parseMode(data, parallel)
@@ -78,6 +86,12 @@ func FuzzRecordDifferential(f *testing.F) {
 	}
 	f.Add([]byte(`{"name":"a","version":1.0,"depends":null,"timestamp":1600000000,"noarch":true}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		orig := bytes.Clone(data)
+		defer func() {
+			if !bytes.Equal(orig, data) {
+				t.Fatalf("the input was modified")
+			}
+		}()
 		var want refRecord
 		werr := want.UnmarshalJSON(data)
 		var got Record

@@ -59,8 +59,7 @@ func decodeEntry(d *decoder, e entry, r *Record) error {
 	t := d.tab
 	key := d.buf[e.ks:e.ke]
 	if !e.plain {
-		key = unquote(key, false, t.fileKey)
-		t.fileKey = key[:0]
+		key = unquote(key, false, &t.fileKey)
 	}
 	d.pos = e.val
 	var err error
@@ -162,6 +161,12 @@ func (p *parser) records(set *recSet) error {
 	case '{':
 	default:
 		return d.typeErr(1, set.name, "an object")
+	}
+	if set.m == nil {
+		// records take 400 to 600 bytes in real files; a hint of half
+		// their likely number saves most of the map's regrowth without
+		// oversizing it much when the rest of the file is the other map
+		set.m = make(map[string]Record, (len(d.buf)-d.pos)/1024)
 	}
 	d.pos++
 	if d.peek() == '}' {

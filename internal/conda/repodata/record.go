@@ -2,6 +2,13 @@
 // repodata.json in its plain, zstd and sharded forms. Reading is lenient
 // (null depends, timestamps in seconds or milliseconds, missing fields);
 // writing is strict and deterministic.
+//
+// repodata.json is read by a decoder written for its shape (scan.go,
+// decode.go, parse.go) rather than by encoding/json, which made reading a
+// large channel cost seconds. It must keep accepting and rejecting exactly
+// what encoding/json did, never panic and never write to its input: the
+// differential fuzz tests hold it to that against the old reader, kept in
+// ref_test.go.
 package repodata
 
 import "strings"

@@ -165,16 +165,18 @@ func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// unquote returns the contents of a scanned string, decoded into scratch
-// when they are not plain. The result is only valid until scratch is reused.
-func unquote(s []byte, plain bool, scratch []byte) []byte {
+// unquote returns the contents of a scanned string: s itself when it needs
+// no decoding, else its decoding in *scratch, valid until *scratch is next
+// used. The input document is never written to.
+func unquote(s []byte, plain bool, scratch *[]byte) []byte {
 	if plain {
 		return s
 	}
 	if !hasByte(s, '\\') && utf8.Valid(s) {
 		return s
 	}
-	out := scratch[:0]
+	out := (*scratch)[:0]
+	defer func() { *scratch = out[:0] }()
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -412,10 +414,7 @@ func (d *decoder) object(depth int, member func(key []byte) error) error {
 		if err != nil {
 			return err
 		}
-		key := unquote(d.buf[s:e], plain, d.tab.keyScratch[:0])
-		if !plain {
-			d.tab.keyScratch = key[:0]
-		}
+		key := unquote(d.buf[s:e], plain, &d.tab.keyScratch)
 		if err := d.expect(':', "after object key"); err != nil {
 			return err
 		}
