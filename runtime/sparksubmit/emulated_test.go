@@ -25,12 +25,7 @@ import (
 )
 
 var shared struct {
-	once sync.Once
-	dir  string
-	res  *lock.Resolved
-	pkgs string
-	err  error
-
+	dir   string   // scratch for the packs, made by TestMain
 	packs sync.Map // format+symlinks -> *pack
 }
 
@@ -41,7 +36,12 @@ type pack struct {
 }
 
 func TestMain(m *testing.M) {
+	var err error
+	if shared.dir, err = os.MkdirTemp("", "sparksubmit-test-"); err != nil {
+		panic(err)
+	}
 	code := m.Run()
+	os.RemoveAll(shared.dir)
 	condatest.Cleanup()
 	os.Exit(code)
 }

@@ -1,1 +1,0 @@
-svn export --force http://svn.red-bean.com/bob/macholib/trunk/macholib/ .
