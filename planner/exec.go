@@ -134,7 +134,7 @@ type Executor struct {
 	store *Store
 
 	toolMu    sync.Mutex
-	toolCache map[string]map[string]string
+	toolCache map[string]*toolEntry
 }
 
 // NewExecutor opens the store for g.
@@ -164,6 +164,9 @@ func (x *Executor) Store() *Store { return x.store }
 // Preimage computes the pre-image of n given its dependencies' outputs.
 func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) {
 	p := &Preimage{Kind: n.Kind, Deps: deps, Tools: x.opts.Tools}
+	if n.Class != ClassEnvironment {
+		p.Address = n.Address
+	}
 	switch n.Class {
 	case ClassEnvironment:
 		p.Action, p.Version = actionEnvironment, "1"
@@ -191,6 +194,9 @@ func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) 
 		}
 		p.Inputs = map[string]string{}
 		for _, f := range n.InputFiles {
+			if x.ownFile(f) {
+				return nil, fmt.Errorf("%s: input %s is inside sparkenv's own cache or dist directory; exclude them from the target's sources (for example exclude = [\".sparkenv/**\", \"dist/**\"])", n.Address, x.relPath(f))
+			}
 			sum, err := x.store.stats.hash(f)
 			if err != nil {
 				return nil, fmt.Errorf("%s: input %s: %w", n.Address, f, err)
@@ -199,6 +205,7 @@ func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) 
 		}
 	case ClassPublish:
 		p.Action, p.Version = actionPublish, n.Publisher.Version()
+		p.Place = n.BaseDir
 		cfg, err := NormalizeConfig(n.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: %w", n.Address, err)
@@ -212,26 +219,47 @@ func (x *Executor) Preimage(n *Node, deps map[string]string) (*Preimage, error) 
 // it runs, merged over the executor's own.
 func (x *Executor) toolVersions(n *Node, tv builders.ToolVersioner) (map[string]string, error) {
 	x.toolMu.Lock()
-	defer x.toolMu.Unlock()
-	if v, ok := x.toolCache[n.Address]; ok {
-		return v, nil
-	}
-	got, err := tv.ToolVersions(context.Background(), n.Config)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.Address, err)
-	}
-	out := map[string]string{}
-	for k, v := range x.opts.Tools {
-		out[k] = v
-	}
-	for k, v := range got {
-		out[k] = v
-	}
 	if x.toolCache == nil {
-		x.toolCache = map[string]map[string]string{}
+		x.toolCache = map[string]*toolEntry{}
 	}
-	x.toolCache[n.Address] = out
-	return out, nil
+	e := x.toolCache[n.Address]
+	if e == nil {
+		e = &toolEntry{}
+		x.toolCache[n.Address] = e
+	}
+	x.toolMu.Unlock()
+	e.once.Do(func() {
+		got, err := tv.ToolVersions(context.Background(), n.Config)
+		if err != nil {
+			e.err = fmt.Errorf("%s: %w", n.Address, err)
+			return
+		}
+		e.versions = map[string]string{}
+		for k, v := range x.opts.Tools {
+			e.versions[k] = v
+		}
+		for k, v := range got {
+			e.versions[k] = v
+		}
+	})
+	return e.versions, e.err
+}
+
+type toolEntry struct {
+	once     sync.Once
+	versions map[string]string
+	err      error
+}
+
+// ownFile reports whether p is under the store or the dist directory, which
+// change with every build and can never be inputs.
+func (x *Executor) ownFile(p string) bool {
+	for _, d := range []string{x.opts.CacheDir, x.opts.DistDir} {
+		if rel, err := filepath.Rel(d, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
+	}
+	return false
 }
 
 func (x *Executor) relPath(p string) string {
@@ -330,6 +358,7 @@ func (x *Executor) Build(ctx context.Context, addrs []string) (*Result, error) {
 	if err := x.store.CleanTemp(); err != nil {
 		return nil, err
 	}
+	x.store.reloadStats()
 	defer x.store.Flush()
 
 	res := &Result{Order: order, Actions: map[string]*ActionResult{}}
@@ -341,6 +370,9 @@ func (x *Executor) Build(ctx context.Context, addrs []string) (*Result, error) {
 	s.run(ctx)
 	if err := x.writeDistManifest(res); err != nil {
 		return res, err
+	}
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("build interrupted: %w", context.Cause(ctx))
 	}
 	return res, nil
 }
@@ -420,7 +452,8 @@ func (s *scheduler) runOne(ctx context.Context, a string, sem chan struct{}) {
 		deps[d] = o
 	}
 	s.mu.Unlock()
-	if ar.Status == StatusSkipped {
+	if ar.Status == StatusSkipped || ctx.Err() != nil {
+		ar.Status = StatusSkipped
 		finish()
 		return
 	}
@@ -440,7 +473,13 @@ func (s *scheduler) runOne(ctx context.Context, a string, sem chan struct{}) {
 	if ok && !(n.Class == ClassPublish && x.opts.Republish) {
 		ar.Status, ar.Record = StatusCached, rec
 	} else {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			ar.Status = StatusSkipped
+			finish()
+			return
+		}
 		ar.Changes = Diff(x.store.Last(a), pre)
 		x.opts.Reporter.Event(Event{Type: EventStart, Address: a, Kind: n.Kind, Key: ar.Key, Reasons: changeStrings(ar.Changes)})
 		start := time.Now()
@@ -449,10 +488,18 @@ func (s *scheduler) runOne(ctx context.Context, a string, sem chan struct{}) {
 		<-sem
 		if err != nil {
 			ar.Status, ar.Err = StatusFailed, err
+			if ctx.Err() != nil {
+				// Interrupted, not broken: the cause is reported once.
+				ar.Status, ar.Err = StatusSkipped, nil
+			}
 			finish()
 			return
 		}
 		ar.Status, ar.Record = StatusBuilt, rec
+		if n.Class == ClassPublish && x.opts.DryRun {
+			finish()
+			return
+		}
 	}
 	if last := x.store.Last(a); last == nil || last.Key() != ar.Key {
 		if err := x.store.SaveLast(a, pre); err != nil {
@@ -534,12 +581,21 @@ func (x *Executor) execute(ctx context.Context, n *Node, pre *Preimage, inputs [
 		}
 	case ClassTarget:
 		var files []builders.InputFile
+		before := map[string]statEntry{}
 		for _, f := range n.InputFiles {
+			info, err := os.Stat(f)
+			if err != nil {
+				return nil, "", err
+			}
 			sum, err := x.store.stats.hash(f)
 			if err != nil {
 				return nil, "", err
 			}
-			files = append(files, builders.InputFile{Path: f, SHA256: sum})
+			before[f] = identity(info)
+			if pre.Inputs[x.relPath(f)] != sum {
+				return nil, "", fmt.Errorf("%s: input %s changed since the build was planned; run the build again", n.Address, x.relPath(f))
+			}
+			files = append(files, builders.InputFile{Path: f, SHA256: sum, Size: info.Size()})
 		}
 		req := &builders.Request{
 			Address: n.Address, Name: n.Name, Config: n.Config, BaseDir: n.BaseDir,
@@ -553,6 +609,11 @@ func (x *Executor) execute(ctx context.Context, n *Node, pre *Preimage, inputs [
 		}
 		if r != nil {
 			meta = r.Metadata
+		}
+		// An input edited while the builder read it would store an output
+		// of unknown content under the key of the old one.
+		if err := inputsUnchanged(n, before); err != nil {
+			return nil, tail.String(), err
 		}
 	case ClassPublish:
 		var arts []publishers.Artifact
@@ -577,6 +638,11 @@ func (x *Executor) execute(ctx context.Context, n *Node, pre *Preimage, inputs [
 			receipt = &publishers.Receipt{}
 		}
 		receipt.Address, receipt.Kind = n.Address, n.Kind
+		// What was uploaded this time is news, not part of the result: the
+		// same key must give the same receipt.
+		fmt.Fprintf(log, "uploaded %d files (%d bytes), %d already there\n",
+			receipt.Stats.Uploaded, receipt.Stats.UploadedBytes, receipt.Stats.Skipped)
+		receipt.Stats = publishers.PublishStats{}
 		b, err := json.MarshalIndent(receipt, "", "  ")
 		if err == nil {
 			err = os.WriteFile(filepath.Join(out, "receipt.json"), append(b, '\n'), 0o644)
@@ -622,9 +688,21 @@ func (x *Executor) materialized(rec *ActionRecord, dir string) bool {
 		return false
 	}
 	for _, f := range rec.Manifest.Files {
-		a, err1 := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		a, err1 := os.Lstat(p)
 		b, err2 := os.Stat(x.store.objectPath(f.SHA256, f.Executable))
-		if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if os.SameFile(a, b) {
+			continue
+		}
+		// A copy (the store on another file system) is as good when its
+		// bytes are the same; the stat cache keeps that check cheap.
+		if !a.Mode().IsRegular() || a.Size() != f.Size {
+			return false
+		}
+		if sum, err := x.store.stats.hash(p); err != nil || sum != f.SHA256 {
 			return false
 		}
 	}
@@ -729,4 +807,30 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))
+}
+
+// inputsUnchanged checks that every input file of n still has the identity
+// it had before the build, and that the builder still declares the same set.
+func inputsUnchanged(n *Node, before map[string]statEntry) error {
+	for f, id := range before {
+		info, err := os.Stat(f)
+		if err != nil || !identity(info).same(id) {
+			return fmt.Errorf("%s: input %s changed during the build; run the build again", n.Address, f)
+		}
+	}
+	if ind, ok := n.Builder.(builders.InputDeclarer); ok {
+		now, err := ind.Inputs(n.Config, n.BaseDir)
+		if err != nil {
+			return fmt.Errorf("%s: inputs: %w", n.Address, err)
+		}
+		if len(now) != len(before) {
+			return fmt.Errorf("%s: files were added to or removed from its inputs during the build; run the build again", n.Address)
+		}
+		for _, f := range now {
+			if _, ok := before[f]; !ok {
+				return fmt.Errorf("%s: input %s appeared during the build; run the build again", n.Address, f)
+			}
+		}
+	}
+	return nil
 }

@@ -16,16 +16,23 @@ import (
 // Action types are versioned: bump one when the meaning of its pre-image
 // changes, and every key of that type changes with it.
 const (
-	actionBuild       = "sparkenv.build.v1"
+	actionBuild       = "sparkenv.build.v2"
 	actionEnvironment = "sparkenv.environment.v1"
-	actionPublish     = "sparkenv.publish.v1"
+	actionPublish     = "sparkenv.publish.v2"
 )
 
 // Preimage is what a cache key is the hash of. It is kept beside each action
 // result so that `sparkenv explain` can say what changed.
 type Preimage struct {
-	Action  string            `json:"action"`
-	Kind    string            `json:"kind"`
+	Action string `json:"action"`
+	Kind   string `json:"kind"`
+	// Address is part of the key because builders name their outputs after
+	// the block (job.zip for target "pyfiles" "job").
+	Address string `json:"address,omitempty"`
+	// Place is where a publish writes relative paths from (the declaring
+	// file's directory): the same block in another checkout publishes
+	// somewhere else.
+	Place   string            `json:"place,omitempty"`
 	Version string            `json:"version"`
 	Config  json.RawMessage   `json:"config"`
 	Inputs  map[string]string `json:"inputs"` // path relative to the config dir → sha256
@@ -191,6 +198,12 @@ func (c Change) String() string {
 		return fmt.Sprintf("dependency %s changed", c.Name)
 	case "tool":
 		return fmt.Sprintf("tool %s changed (%s → %s)", c.Name, c.Old, c.New)
+	case "address":
+		return fmt.Sprintf("block renamed from %s", c.Old)
+	case "place":
+		return fmt.Sprintf("declared in another directory (%s)", c.New)
+	case "missing":
+		return "not in the cache"
 	}
 	return c.What
 }
@@ -203,6 +216,12 @@ func Diff(old, cur *Preimage) []Change {
 	var out []Change
 	if old.Action != cur.Action || old.Kind != cur.Kind {
 		out = append(out, Change{What: "action", Old: old.Action, New: cur.Action})
+	}
+	if old.Address != cur.Address {
+		out = append(out, Change{What: "address", Old: old.Address, New: cur.Address})
+	}
+	if old.Place != cur.Place {
+		out = append(out, Change{What: "place", Old: old.Place, New: cur.Place})
 	}
 	if old.Version != cur.Version {
 		out = append(out, Change{What: "version", Old: old.Version, New: cur.Version})

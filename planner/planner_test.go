@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/publishers"
@@ -19,8 +20,9 @@ import (
 // contents of its dependencies' out.txt when `concat` is set, so a test
 // can decide whether an input change reaches the output.
 type fakeBuilder struct {
-	mu    sync.Mutex
-	count map[string]int
+	mu     sync.Mutex
+	count  map[string]int
+	during func() // called in the middle of every build, when set
 }
 
 type fakeConfig struct {
@@ -49,6 +51,9 @@ func (f *fakeBuilder) Build(ctx context.Context, req *builders.Request) (*builde
 	f.count[req.Address]++
 	f.mu.Unlock()
 	c := req.Config.(*fakeConfig)
+	if f.during != nil {
+		f.during()
+	}
 	if c.Fail {
 		req.Log.Write([]byte("compiling...\nboom: the tool said no\n"))
 		return nil, errors.New("the tool failed")
@@ -341,5 +346,77 @@ func TestSelectionBuildsClosureOnly(t *testing.T) {
 	}
 	if _, err := fx.executor().Build(context.Background(), []string{"target.fake.bb"}); err == nil || !strings.Contains(err.Error(), `did you mean "target.fake.b"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRenamedTargetRebuilds(t *testing.T) {
+	fx := newFixture(t, map[string]string{"env.hcl": `target "fake" "a" { content = "A" }`})
+	fx.build()
+	fx.write("env.hcl", `target "fake" "b" { content = "A" }`)
+	res := fx.build()
+	ar := res.Actions["target.fake.b"]
+	if ar.Status != StatusBuilt || fx.fb.runs("target.fake.b") != 1 {
+		t.Fatalf("a renamed block was served from the old name's cache: %s", ar.Status)
+	}
+}
+
+// cp -p and reproducible archives keep mtime and size while changing the
+// bytes: the stat cache must still notice (by ctime).
+func TestRewriteKeepingMtimeAndSizeRebuilds(t *testing.T) {
+	fx := newFixture(t, map[string]string{"env.hcl": `target "fake" "a" {
+  content = "A"
+  inputs  = ["in.txt"]
+  concat  = true
+}`, "in.txt": "one"})
+	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := filepath.Join(fx.dir, "in.txt")
+	os.Chtimes(p, old, old)
+	// Past the racy window, so that the digest is remembered by identity
+	// and only the identity check can notice the rewrite.
+	time.Sleep(2100 * time.Millisecond)
+	fx.build()
+	if err := os.WriteFile(p, []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, old, old)
+	fx.build()
+	if got := fx.read("dist/fake/a/out.txt"); got != "A|two" {
+		t.Fatalf("output %q: a same-size, same-mtime rewrite was not noticed", got)
+	}
+}
+
+// A builder whose input changes while it runs must not store its output
+// under the key of the old content.
+func TestInputChangedDuringBuildFails(t *testing.T) {
+	fx := newFixture(t, map[string]string{"env.hcl": `target "fake" "a" {
+  content = "A"
+  inputs  = ["in.txt"]
+}`, "in.txt": "one"})
+	fx.fb.during = func() {
+		os.WriteFile(filepath.Join(fx.dir, "in.txt"), []byte("changed"), 0o644)
+	}
+	res := fx.build()
+	ar := res.Actions["target.fake.a"]
+	if ar.Status != StatusFailed || ar.Err == nil || !strings.Contains(ar.Err.Error(), "changed during the build") {
+		t.Fatalf("status %s, err %v", ar.Status, ar.Err)
+	}
+	fx.fb.during = nil
+	res = fx.build()
+	if res.Actions["target.fake.a"].Status != StatusBuilt {
+		t.Fatalf("the next build did not run: %s", res.Actions["target.fake.a"].Status)
+	}
+}
+
+func TestOwnDirectoriesAreNotInputs(t *testing.T) {
+	fx := newFixture(t, map[string]string{"env.hcl": `target "fake" "a" {
+  content = "A"
+  inputs  = [".sparkenv/statcache.json"]
+}`})
+	os.MkdirAll(filepath.Join(fx.dir, ".sparkenv"), 0o755)
+	os.WriteFile(filepath.Join(fx.dir, ".sparkenv", "statcache.json"), []byte("{}"), 0o644)
+	res := fx.build()
+	ar := res.Actions["target.fake.a"]
+	if ar.Status != StatusFailed || !strings.Contains(ar.Err.Error(), "sparkenv's own cache") {
+		t.Fatalf("status %s, err %v", ar.Status, ar.Err)
 	}
 }

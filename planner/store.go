@@ -95,6 +95,9 @@ func (s *Store) CleanTemp() error {
 // names is intact. An object that fails its check is removed (and so is the
 // record), so the action runs again: a corrupted store is never served.
 func (s *Store) Lookup(key string) (*ActionRecord, bool) {
+	if !validKey(key) {
+		return nil, false
+	}
 	b, err := os.ReadFile(s.actionPath(key))
 	if err != nil {
 		return nil, false
@@ -105,25 +108,60 @@ func (s *Store) Lookup(key string) (*ActionRecord, bool) {
 		return nil, false
 	}
 	for _, f := range rec.Manifest.Files {
-		if !s.objectOK(f) {
+		ok, err := s.objectCheck(f)
+		if ok {
+			continue
+		}
+		// Only a missing or corrupted object is removed; an error reading
+		// it (permissions, too many open files) just misses the cache.
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			os.Remove(s.objectPath(f.SHA256, f.Executable))
 			os.Remove(s.actionPath(key))
-			return nil, false
 		}
+		return nil, false
 	}
 	return &rec, true
+}
+
+// validKey reports whether key looks like a sha256 in hex.
+func validKey(key string) bool {
+	if len(key) != 64 {
+		return false
+	}
+	for _, c := range key {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// reloadStats reads the stat cache again: called once the build lock is
+// held, so that it includes what a build that held the lock before wrote.
+func (s *Store) reloadStats() {
+	s.stats = loadStatCache(s.stats.path)
 }
 
 // objectOK checks an object: a stat that matches the one recorded when the
 // object was last hashed is trusted (objects are read-only and immutable);
 // anything else is hashed again.
 func (s *Store) objectOK(f artifact.File) bool {
-	if len(f.SHA256) != 64 {
-		return false
+	ok, _ := s.objectCheck(f)
+	return ok
+}
+
+// objectCheck says whether an object is present and intact; err is set
+// when it could not be read.
+func (s *Store) objectCheck(f artifact.File) (bool, error) {
+	if !validKey(f.SHA256) {
+		return false, nil
 	}
 	p := s.objectPath(f.SHA256, f.Executable)
 	sum, err := s.stats.hash(p)
-	return err == nil && sum == f.SHA256
+	if err != nil {
+		return false, err
+	}
+	return sum == f.SHA256, nil
 }
 
 // Put moves the files of dir into the store and records the action. The
@@ -176,6 +214,9 @@ func (s *Store) putObject(src string, f artifact.File) error {
 	if err := os.Chmod(src, mode); err != nil {
 		return err
 	}
+	if err := syncFile(src); err != nil {
+		return err
+	}
 	// src lives under the store's tmp/, on the same file system: a rename
 	// is atomic and copies nothing.
 	if err := os.Rename(src, dst); err != nil {
@@ -208,7 +249,11 @@ func (s *Store) Materialize(rec *ActionRecord, dir string) error {
 			return err
 		}
 		src := s.objectPath(f.SHA256, f.Executable)
-		if err := os.Link(src, dst); err != nil {
+		if err := os.Link(src, dst); err == nil {
+			// A new link changes the object's ctime: record the new
+			// identity, or the next check would read it all again.
+			s.stats.remember(src, f.SHA256)
+		} else {
 			mode := os.FileMode(0o444)
 			if f.Executable {
 				mode = 0o555
@@ -323,9 +368,11 @@ type statCache struct {
 }
 
 type statEntry struct {
-	Size   int64  `json:"size"`
-	MTime  int64  `json:"mtime_ns"`
-	Inode  uint64 `json:"inode"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+	CTime int64  `json:"ctime_ns"`
+	Inode uint64 `json:"inode"`
+	// SHA256 is the digest of the content at that identity.
 	SHA256 string `json:"sha256"`
 }
 
@@ -339,12 +386,21 @@ func loadStatCache(path string) *statCache {
 	return c
 }
 
-func identity(info os.FileInfo) (int64, uint64) {
-	var ino uint64
+// identity is what the stat cache trusts a digest by. The ctime counts
+// because tools that copy with preserved times (cp -p, touch -r, reproducible
+// archives) keep mtime and size while changing the bytes; only the kernel
+// sets ctime.
+func identity(info os.FileInfo) statEntry {
+	e := statEntry{Size: info.Size(), MTime: info.ModTime().UnixNano()}
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
+		e.Inode = st.Ino
+		e.CTime = st.Ctim.Nano()
 	}
-	return info.ModTime().UnixNano(), ino
+	return e
+}
+
+func (e statEntry) same(o statEntry) bool {
+	return e.Size == o.Size && e.MTime == o.MTime && e.CTime == o.CTime && e.Inode == o.Inode
 }
 
 // racyWindow: a file modified this recently may change again within the
@@ -360,20 +416,21 @@ func (c *statCache) hash(p string) (string, error) {
 	if !info.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a regular file", p)
 	}
-	mt, ino := identity(info)
+	id := identity(info)
 	c.mu.Lock()
 	e, ok := c.entries[p]
 	c.mu.Unlock()
-	if ok && e.Size == info.Size() && e.MTime == mt && e.Inode == ino {
+	if ok && e.same(id) {
 		return e.SHA256, nil
 	}
 	sum, err := hashFile(p)
 	if err != nil {
 		return "", err
 	}
-	if time.Since(info.ModTime()) > racyWindow {
+	if time.Since(time.Unix(0, max(id.MTime, id.CTime))) > racyWindow {
+		id.SHA256 = sum
 		c.mu.Lock()
-		c.entries[p] = statEntry{Size: info.Size(), MTime: mt, Inode: ino, SHA256: sum}
+		c.entries[p] = id
 		c.dirty = true
 		c.mu.Unlock()
 	}
@@ -387,9 +444,10 @@ func (c *statCache) remember(p, sum string) {
 	if err != nil {
 		return
 	}
-	mt, ino := identity(info)
+	id := identity(info)
+	id.SHA256 = sum
 	c.mu.Lock()
-	c.entries[p] = statEntry{Size: info.Size(), MTime: mt, Inode: ino, SHA256: sum}
+	c.entries[p] = id
 	c.dirty = true
 	c.mu.Unlock()
 }
@@ -440,4 +498,15 @@ func hashFile(p string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// syncFile flushes a file's data before it is renamed into the store, so
+// that after a power loss an object is either absent or complete.
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -60,6 +60,33 @@ if want solve; then
   echo
   gobench ./internal/conda/engine 'SolveVsRattler' 3x
   echo
+  echo "Whole programs, same requests, channels served on loopback by \`sparkenv serve\`: \`sparkenv solve\` against rattler's simpleSolve in node (scripts/rattler-solve.cjs), wall time and peak memory, and whether the answers are identical:"
+  echo
+  bash "$root/scripts/mksnapshots.sh" "$work/snaps"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$sparkenv" serve "$work/snaps" --addr "127.0.0.1:$port" >/dev/null 2>&1 &
+  srv=$!
+  sleep 1
+  u="http://127.0.0.1:$port"
+  rattler="$root/tools/npm/node_modules/@conda-org/rattler"
+  echo '| request | sparkenv | rattler | same answer |'
+  echo '| --- | --- | --- | --- |'
+  for req in "index4|numpy" "index4|jupyter python=3.6 pandas scipy" "r,index4|r-essentials"; do
+    chans=${req%%|*} specs=${req#*|}
+    cflags=() ; rch=()
+    for c in ${chans//,/ }; do cflags+=(-c "$u/$c"); rch+=("$u/$c"); done
+    rchans=$(IFS=,; echo "${rch[*]}")
+    # shellcheck disable=SC2086
+    st=$( { /usr/bin/time -f '%e s, %M KB' "$sparkenv" solve "${cflags[@]}" -p linux-64 $specs > "$work/ours.txt"; } 2>&1 | tail -1)
+    # shellcheck disable=SC2086
+    rt=$( { /usr/bin/time -f '%e s, %M KB' node "$root/scripts/rattler-solve.cjs" "$rattler" "$rchans" linux-64,noarch $specs > "$work/theirs.txt"; } 2>&1 | tail -1)
+    awk '{print $1, $2, $3}' "$work/ours.txt" | sort > "$work/a"
+    grep -v '^__' "$work/theirs.txt" | sort > "$work/b"
+    same=no; cmp -s "$work/a" "$work/b" && same="yes ($(wc -l < "$work/a") packages)"
+    echo "| $chans: $specs | $st | $rt | $same |"
+  done
+  kill "$srv"
+  echo
   echo "The solver alone on pre-parsed records:"
   echo
   gobench ./internal/conda/solve 'BenchmarkSolve(Index4|REssentials|Sudoku)' 5x

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/gofrs/flock"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
@@ -138,7 +140,7 @@ anything would run.`,
 			if err != nil {
 				return err
 			}
-			var acts []planAction
+			acts := []planAction{}
 			changes := 0
 			blocked := 0
 			for _, addr := range res.Order {
@@ -219,7 +221,7 @@ func (a *app) buildCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.reportBuild(p, res, jsonOut)
+			return a.reportBuild(p, res, jsonOut, a.stdout)
 		},
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print events and the result as JSON lines")
@@ -230,7 +232,9 @@ func (a *app) buildCommand() *cobra.Command {
 	return c
 }
 
-func (a *app) reportBuild(p *project, res *planner.Result, jsonOut bool) error {
+// reportBuild prints the root causes and a summary line to summary: stdout
+// for build, stderr for commands whose stdout is their own output.
+func (a *app) reportBuild(p *project, res *planner.Result, jsonOut bool, summary io.Writer) error {
 	counts := res.Counts()
 	roots := res.RootCauses()
 	if jsonOut {
@@ -240,7 +244,7 @@ func (a *app) reportBuild(p *project, res *planner.Result, jsonOut bool) error {
 			Log     string     `json:"log,omitempty"`
 			Range   *jsonRange `json:"range,omitempty"`
 		}
-		var fs []failure
+		fs := []failure{}
 		for _, r := range roots {
 			f := failure{Address: r.Address, Error: r.Err.Error(), Log: r.LogTail}
 			f.Range = &jsonRange{Filename: displayPath(r.Range.Filename, p.cfg.Dir),
@@ -262,7 +266,7 @@ func (a *app) reportBuild(p *project, res *planner.Result, jsonOut bool) error {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: r.Address + " failed", Detail: detail, Subject: &rng})
 		}
 		renderDiagnostics(a.stderr, diags, p.cfg.Files, p.cfg.Dir)
-		fmt.Fprintf(a.stdout, "Built %d, cached %d, failed %d, skipped %d.\n",
+		fmt.Fprintf(summary, "Built %d, cached %d, failed %d, skipped %d.\n",
 			counts[planner.StatusBuilt], counts[planner.StatusCached],
 			counts[planner.StatusFailed]+counts[planner.StatusBlocked], counts[planner.StatusSkipped])
 	}
@@ -464,6 +468,14 @@ func (a *app) cleanCommand() *cobra.Command {
 			} else {
 				targets = append(targets, filepath.Join(cache, "tmp"))
 			}
+			// Not while a build runs: take its lock (when the cache exists).
+			if _, err := os.Stat(cache); err == nil {
+				fl := flock.New(filepath.Join(cache, "build.lock"))
+				if err := fl.Lock(); err != nil {
+					return err
+				}
+				defer fl.Unlock()
+			}
 			for _, t := range targets {
 				if err := os.RemoveAll(t); err != nil {
 					return err
@@ -478,11 +490,15 @@ func (a *app) cleanCommand() *cobra.Command {
 
 func (a *app) cacheCommand() *cobra.Command {
 	c := &cobra.Command{Use: "cache", Short: "Manage the build cache"}
-	c.AddCommand(&cobra.Command{
+	var shared bool
+	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove cache entries that no block of the configuration uses any more",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if envOr(a.environ, "SPARKENV_CACHE_DIR", "") != "" && !shared {
+				return fmt.Errorf("SPARKENV_CACHE_DIR is set: the cache may be shared with other projects, whose entries gc would remove; pass --shared to do it anyway")
+			}
 			p, err := a.openProject(projectOptions{})
 			if err != nil {
 				return err
@@ -497,6 +513,11 @@ func (a *app) cacheCommand() *cobra.Command {
 					keep[ar.Key] = true
 				}
 			}
+			fl := flock.New(filepath.Join(p.exec.Store().Dir, "build.lock"))
+			if err := fl.Lock(); err != nil {
+				return err
+			}
+			defer fl.Unlock()
 			files, bytes, err := p.exec.Store().GC(keep)
 			if err != nil {
 				return err
@@ -504,7 +525,9 @@ func (a *app) cacheCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "Removed %d files (%s).\n", files, humanBytes(bytes))
 			return nil
 		},
-	})
+	}
+	gc.Flags().BoolVar(&shared, "shared", false, "collect a cache set by SPARKENV_CACHE_DIR, removing what other projects use")
+	c.AddCommand(gc)
 	return c
 }
 

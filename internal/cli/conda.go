@@ -188,6 +188,16 @@ func (a *app) installCommand() *cobra.Command {
 			if lockPath == "" || envName == "" || prefix == "" {
 				return fmt.Errorf("--lock, --env and --prefix are required")
 			}
+			wd, err := a.workDir()
+			if err != nil {
+				return err
+			}
+			if !filepath.IsAbs(lockPath) {
+				lockPath = filepath.Join(wd, lockPath)
+			}
+			if !filepath.IsAbs(prefix) {
+				prefix = filepath.Join(wd, prefix)
+			}
 			lf, err := lock.Read(lockPath)
 			if err != nil {
 				return err

@@ -34,7 +34,7 @@ func (a *app) bundleArtifacts(ctx context.Context, addrs []string, alias string)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.reportBuild(p, res, false); err != nil {
+	if err := a.reportBuild(p, res, false, a.stderr); err != nil {
 		return nil, err
 	}
 	var out []connect.Artifact
@@ -252,4 +252,3 @@ func progressLine(w io.Writer) connect.Progress {
 		}
 	}
 }
-

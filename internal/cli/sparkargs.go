@@ -48,7 +48,7 @@ func (a *app) wiring(ctx context.Context, addrs []string, o wiringOptions) (*spa
 	if err != nil {
 		return nil, err
 	}
-	if err := a.reportBuild(p, res, false); err != nil {
+	if err := a.reportBuild(p, res, false, a.stderr); err != nil {
 		return nil, err
 	}
 	var receipt *publishers.Receipt

@@ -50,15 +50,6 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
-// BenchmarkParseSequential is Parse on one goroutine.
-func BenchmarkParseSequential(b *testing.B) {
-	for _, doc := range benchDocs(b) {
-		b.Run(doc.name, func(b *testing.B) {
-			benchParse(b, doc.data, func(d []byte) (*Repodata, error) { return parse(d, 1, 0) })
-		})
-	}
-}
-
 // BenchmarkParseReference is the encoding/json based reader Parse replaced,
 // decoding records on as many goroutines as it did.
 func BenchmarkParseReference(b *testing.B) {

@@ -46,8 +46,8 @@ var diffSeeds = []string{
 	`{"packages":{"a.conda":{"x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}}`,
 }
 
-// FuzzParseDifferential holds Parse, sequential and parallel, to the old
-// encoding/json based reader: the same result, or both fail.
+// FuzzParseDifferential holds Parse to the old encoding/json based reader:
+// the same result, or both fail; and the input left as it was.
 func FuzzParseDifferential(f *testing.F) {
 	for _, s := range append(diffSeeds, fuzzSeeds...) {
 		f.Add([]byte(s))
@@ -63,16 +63,13 @@ func FuzzParseDifferential(f *testing.F) {
 			}
 		}()
 		want, werr := refParse(data)
-		for _, parallel := range []bool{false, true} {
-			got, err := parseMode(data, parallel)
-			if (err != nil) != (werr != nil) {
-				t.Fatalf("parallel=%v: error %v, reference error %v", parallel, err, werr)
-			}
-			if err != nil {
-				continue
-			}
+		got, err := Parse(data)
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("error %v, reference error %v", err, werr)
+		}
+		if err == nil {
 			if d := cmp.Diff(want, got); d != "" {
-				t.Fatalf("parallel=%v (-reference +got):\n%s", parallel, d)
+				t.Fatalf("(-reference +got):\n%s", d)
 			}
 		}
 	})
@@ -119,16 +116,6 @@ func FuzzRecordDifferential(f *testing.F) {
 	})
 }
 
-// parseMode reads data on one goroutine, or, with parallel, on four whose
-// pieces are as small as can be, so that even tiny inputs are split at
-// guessed record starts, right or wrong.
-func parseMode(data []byte, parallel bool) (*Repodata, error) {
-	if parallel {
-		return parse(data, 4, 1)
-	}
-	return parse(data, 1, 0)
-}
-
 // realSeeds are small documents cut from the real snapshots.
 func realSeeds(f *testing.F) [][]byte {
 	var out [][]byte
@@ -173,33 +160,12 @@ func TestParseMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		for _, parallel := range []bool{false, true} {
-			got, err := parseMode(data, parallel)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			if d := cmp.Diff(want, got); d != "" {
-				t.Errorf("%s, parallel=%v (-reference +got):\n%s", name, parallel, d)
-			}
+		got, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
-	}
-}
-
-// TestSpeculationAdopted checks that on real files the guessed record
-// starts are right, so that the parallel work is used, not thrown away.
-func TestSpeculationAdopted(t *testing.T) {
-	t.Parallel()
-	for _, file := range []string{"pytorch-linux-64.repodata.json", "r-linux-64.repodata.json"} {
-		data := readData(t, file)
-		for _, workers := range []int{2, 4} {
-			p := parser{d: decoder{buf: data, tab: newStrtab(len(data))}}
-			p.speculate(data, workers, pieceMin)
-			if _, err := p.parse(); err != nil {
-				t.Fatal(err)
-			}
-			if len(p.specs) != workers-1 || p.adopted != len(p.specs) {
-				t.Errorf("%s, %d workers: %d speculative decoders, %d adopted", file, workers, len(p.specs), p.adopted)
-			}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-reference +got):\n%s", name, d)
 		}
 	}
 }

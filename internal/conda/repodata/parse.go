@@ -1,16 +1,10 @@
 package repodata
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
-	"sync/atomic"
 )
-
-// pieceMin is the least a goroutine is given to decode: below it starting
-// one costs more than it saves.
-const pieceMin = 128 << 10
 
 // Top-level and info keys.
 const (
@@ -140,19 +134,9 @@ func (s *recSet) add(r *Record, recErr error) {
 	s.m[r.FileName] = *r
 }
 
-type parser struct {
-	d     decoder
-	specs []*spec // by start, ascending
-	next  int     // the first spec not yet adopted or dropped
-	// adopted counts the specs whose work was used
-	adopted int
-}
-
 // records reads the object of one record map, decoding each record as it
-// goes, and taking over the work of a speculative decoder when it reaches
-// the member where that one started.
-func (p *parser) records(set *recSet) error {
-	d := &p.d
+// goes.
+func records(d *decoder, set *recSet) error {
 	switch d.peek() {
 	case 'n':
 		// null makes encoding/json drop the map read so far
@@ -174,12 +158,6 @@ func (p *parser) records(set *recSet) error {
 		return nil
 	}
 	for {
-		if len(p.specs) > p.next {
-			closed, err := p.adopt(set)
-			if err != nil || closed {
-				return err
-			}
-		}
 		var rec Record
 		recErr, err := nextEntry(d, &rec)
 		if err != nil {
@@ -192,204 +170,12 @@ func (p *parser) records(set *recSet) error {
 	}
 }
 
-// adopt takes over the speculative decoders that started where the map's
-// next member starts, and drops those whose start it has passed: these
-// started in the wrong place.
-func (p *parser) adopt(set *recSet) (closed bool, err error) {
-	d := &p.d
-	for p.next < len(p.specs) && p.specs[p.next].start <= d.pos {
-		s := p.specs[p.next]
-		p.next++
-		if s.start < d.pos {
-			s.cancel.Store(true)
-			continue
-		}
-		<-s.done
-		p.adopted++
-		if s.err != nil {
-			return false, s.err
-		}
-		k, i := 0, 0
-		for _, block := range s.recs {
-			for j := range block {
-				var recErr error
-				if k < len(s.errs) && s.errs[k].i == i {
-					recErr = s.errs[k].err
-					k++
-				}
-				set.add(&block[j], recErr)
-				i++
-			}
-		}
-		s.recs = nil
-		d.pos = s.end
-		if !s.reached {
-			return true, nil // it read to the end of the map
-		}
-	}
-	return false, nil
-}
-
-// spec is a speculative decoder: it decodes the records of a map from a
-// guessed member start onwards, until the map ends or the next spec's start.
-// Its work counts only if the parser, reading from the beginning, arrives
-// at a member starting exactly there; strings that merely look like
-// members then make the guess miss, never a wrong result.
-type spec struct {
-	start, stop int        // stop < 0: none
-	size        int        // about how much it reads
-	recs        [][]Record // in blocks, which need no copying to grow
-	errs        []entryErr
-	end         int  // where it stopped: after the map's '}', or at stop
-	reached     bool // it stopped at stop
-	err         error
-	cancel      atomic.Bool
-	done        chan struct{}
-}
-
-// entryErr is the error of the i-th record of a spec.
-type entryErr struct {
-	i   int
-	err error
-}
-
-func (s *spec) run(data []byte) {
-	defer close(s.done)
-	d := decoder{buf: data, pos: s.start, tab: newStrtab(s.size)}
-	var block []Record // the last of s.recs
-	n := 0             // records read
-	for !s.cancel.Load() {
-		if d.pos == s.stop {
-			s.end, s.reached = d.pos, true
-			return
-		}
-		if len(s.recs) == 0 || len(block) == cap(block) {
-			block = make([]Record, 0, 256)
-			s.recs = append(s.recs, nil)
-		}
-		block = append(block, Record{})
-		s.recs[len(s.recs)-1] = block
-		recErr, err := nextEntry(&d, &block[len(block)-1])
-		if err != nil {
-			s.err = err
-			return
-		}
-		if recErr != nil {
-			s.errs = append(s.errs, entryErr{n, recErr})
-		}
-		n++
-		closed, err := afterEntry(&d)
-		if err != nil {
-			s.err = err
-			return
-		}
-		if closed {
-			s.end = d.pos
-			return
-		}
-	}
-}
-
-// guessMember returns the first position at or after from that looks like
-// the start of a member of a record map, `}, "name": {` with the quote
-// returned, or -1.
-func guessMember(data []byte, from, limit int) int {
-	limit = min(limit, len(data))
-	for i := from; i < limit; i++ {
-		i = indexByteFrom(data, '}', i, limit)
-		if i < 0 {
-			return -1
-		}
-		j := skipWS(data, i+1)
-		if j >= len(data) || data[j] != ',' {
-			continue
-		}
-		q := skipWS(data, j+1)
-		if q >= len(data) || data[q] != '"' {
-			continue
-		}
-		k := q + 1
-		for k < len(data) && data[k] != '"' && data[k] != '\\' && data[k] >= ' ' {
-			k++
-		}
-		if k >= len(data) || data[k] != '"' {
-			continue
-		}
-		k = skipWS(data, k+1)
-		if k >= len(data) || data[k] != ':' {
-			continue
-		}
-		k = skipWS(data, k+1)
-		if k < len(data) && data[k] == '{' {
-			return q
-		}
-	}
-	return -1
-}
-
-func indexByteFrom(b []byte, c byte, from, limit int) int {
-	if i := bytes.IndexByte(b[from:limit], c); i >= 0 {
-		return from + i
-	}
-	return -1
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// speculate starts up to workers-1 speculative decoders at guessed member
-// starts spread evenly over data, each to read at least piece bytes.
-func (p *parser) speculate(data []byte, workers, piece int) {
-	n := min(workers, len(data)/piece)
-	var starts []int
-	for i := 1; i < n; i++ {
-		from := i * len(data) / n
-		if len(starts) > 0 {
-			from = max(from, starts[len(starts)-1]+1)
-		}
-		if q := guessMember(data, from, from+len(data)/n); q >= 0 {
-			starts = append(starts, q)
-		}
-	}
-	for i, start := range starts {
-		s := &spec{start: start, stop: -1, size: len(data) / n, done: make(chan struct{})}
-		if i+1 < len(starts) {
-			s.stop = starts[i+1]
-		}
-		p.specs = append(p.specs, s)
-		go s.run(data)
-	}
-}
-
-// finish stops the speculative decoders that were never adopted and waits
-// for all of them, so that none outlives the parse.
-func (p *parser) finish() {
-	for _, s := range p.specs[p.next:] {
-		s.cancel.Store(true)
-	}
-	for _, s := range p.specs {
-		<-s.done
-	}
-}
-
-// parse reads data, decoding the records on up to workers goroutines,
-// each given piece bytes at least.
-func parse(data []byte, workers, piece int) (*Repodata, error) {
-	p := parser{d: decoder{buf: data, tab: newStrtab(len(data))}}
-	if workers > 1 && piece > 0 && len(data) >= 2*piece {
-		p.speculate(data, workers, piece)
-	}
-	return p.parse()
-}
-
-func (p *parser) parse() (*Repodata, error) {
-	defer p.finish()
-	d := &p.d
-	data := d.buf
+// parse reads a whole document on one goroutine. Splitting the records
+// among goroutines (at guessed record starts, checked by the sequential
+// reader) was tried: on two cores shared with other work it was slower than
+// this, and it allocated a quarter more.
+func parse(data []byte) (*Repodata, error) {
+	d := &decoder{buf: data, tab: newStrtab(len(data))}
 	var (
 		subdir, baseURL string
 		removed         []string
@@ -441,9 +227,9 @@ func (p *parser) parse() (*Repodata, error) {
 				return nil
 			})
 		case tPackages:
-			return p.records(&sets[0])
+			return records(d, &sets[0])
 		case tPackagesConda:
-			return p.records(&sets[1])
+			return records(d, &sets[1])
 		case tRemoved:
 			var err error
 			removed, err = d.strList(removed, 2, "removed")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -75,7 +74,7 @@ func Decompress(data []byte) ([]byte, error) {
 // key and an empty Subdir from info.subdir. Only the first JSON value of
 // data is read.
 func Parse(data []byte) (*Repodata, error) {
-	r, err := parse(data, runtime.GOMAXPROCS(0), pieceMin)
+	r, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("repodata: %w", err)
 	}

@@ -336,6 +336,11 @@ func prefixParts(a, p []component) bool {
 		var c component
 		if i < len(a) {
 			c = a[i]
+			// Inside a segment nothing is padded: "post" does not start with
+			// "post0" (rattler agrees); a missing segment still counts as 0.
+			if len(p[i]) > len(c) {
+				return false
+			}
 		}
 		if compareParts([]component{c}, p[i:i+1]) != 0 {
 			return false
