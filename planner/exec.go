@@ -360,6 +360,13 @@ func (x *Executor) Build(ctx context.Context, addrs []string) (*Result, error) {
 	}
 	x.store.reloadStats()
 	defer x.store.Flush()
+	// Half-swapped dist directories of an interrupted build.
+	for _, pat := range []string{"*/.*.tmp-*", "publish/*/.*.tmp-*"} {
+		left, _ := filepath.Glob(filepath.Join(x.opts.DistDir, pat))
+		for _, d := range left {
+			os.RemoveAll(d)
+		}
+	}
 
 	res := &Result{Order: order, Actions: map[string]*ActionResult{}}
 	for _, a := range order {
