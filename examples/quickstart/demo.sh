@@ -67,6 +67,15 @@ if [ "$(id -u)" = 0 ] && [ -e /dev/fuse ] && command -v squashfuse >/dev/null &&
   fusermount3 -u /opt/conda && rmdir /opt/conda && mnt=""
 fi
 
+step "spark-submit wiring for the archive, as published (YARN, cluster mode)"
+"$sparkenv" -C "$work" spark-args target.conda_pack.etl target.pyfiles.job --via publish.local.site --master yarn --deploy-mode cluster 2>/dev/null | sed "s|$work|…|g"
+
+step "what an executor does with it: unpack into ./environment and run its python"
+exe=$(mktemp -d)
+mkdir "$exe/environment" && tar -xzf "$work/dist/conda_pack/etl/etl.tar.gz" -C "$exe/environment"
+(cd "$exe" && ./environment/bin/python -c 'import sys, wordcount; print(sys.prefix, dict(wordcount.count(["Spark on YARN"])))')
+rm -rf "$exe"
+
 step "a second build does nothing"
 "$sparkenv" -C "$work" build
 

@@ -33,6 +33,11 @@ target "squashfs" "image" {
   mount_point = local.mount_point
 }
 
+# The same environment as a relocatable archive for spark-submit --archives.
+target "conda_pack" "etl" {
+  environment = environment.etl
+}
+
 # The job's package for --py-files.
 target "pyfiles" "job" {
   description = "The job's package for --py-files"
@@ -42,6 +47,6 @@ target "pyfiles" "job" {
 }
 
 publish "local" "site" {
-  targets = [target.pyfiles.job, target.squashfs.image]
+  targets = [target.pyfiles.job, target.squashfs.image, target.conda_pack.etl]
   dir     = var.publish_dir
 }
