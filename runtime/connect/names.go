@@ -6,6 +6,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/sparkenv/sparkenv/internal/artifact"
 )
@@ -24,6 +26,9 @@ type Artifact struct {
 	// bytes it sends against it, and a name carrying the digest's first 12
 	// characters is known to be content-addressed (see ContentAddressed).
 	SHA256 string
+	// hashedAs is the file's identity when NewArtifact hashed it; while it
+	// is unchanged, Push need not read the file twice to check the digest.
+	hashedAs fileID
 }
 
 // The kinds of artifact a session knows, as name prefixes.
@@ -199,11 +204,45 @@ func NewArtifact(name, p string) (Artifact, error) {
 	if err := CheckName(name); err != nil {
 		return Artifact{}, err
 	}
+	before, err := statID(p)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("artifact %s: %w", name, err)
+	}
 	sum, size, err := artifact.HashFile(p)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact %s: %w", name, err)
 	}
-	return Artifact{Name: name, Path: p, Size: size, SHA256: sum}, nil
+	a := Artifact{Name: name, Path: p, Size: size, SHA256: sum}
+	// Remember the identity only when the file did not change while it was
+	// hashed and is old enough that a change would move its ctime.
+	if after, err := statID(p); err == nil && after == before && time.Since(time.Unix(0, before.ctime)) > 2*time.Second {
+		a.hashedAs = before
+	}
+	return a, nil
+}
+
+// fileID is what tells a file apart from the same path with other bytes:
+// only the kernel sets ctime, and any write moves it.
+type fileID struct {
+	size, mtime, ctime int64
+	ino                uint64
+}
+
+func statID(p string) (fileID, error) {
+	info, err := os.Stat(p)
+	if err != nil {
+		return fileID{}, err
+	}
+	return idOf(info), nil
+}
+
+func idOf(info os.FileInfo) fileID {
+	id := fileID{size: info.Size(), mtime: info.ModTime().UnixNano()}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		id.ino = st.Ino
+		id.ctime = st.Ctim.Nano()
+	}
+	return id
 }
 
 // statArtifact fills in a's size and checks it against the file.

@@ -365,7 +365,7 @@ func (c *Client) sendChunked(it *item, newReq func() *pb.AddArtifactsRequest, se
 // receives a complete artifact with bytes other than the ones described.
 func readChunks(f *os.File, a Artifact, numChunks int64, emit func(*pb.AddArtifactsRequest_ArtifactChunk) bool) error {
 	var h hash.Hash
-	if a.SHA256 != "" {
+	if a.SHA256 != "" && !unchangedSinceHashed(f, a) {
 		h = sha256.New()
 	}
 	var read int64
@@ -389,6 +389,8 @@ func readChunks(f *os.File, a Artifact, numChunks int64, emit func(*pb.AddArtifa
 				if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, a.SHA256) {
 					return fmt.Errorf("artifact %s: %s has sha256 %s, want %s (the file changed?)", a.Name, a.Path, got, a.SHA256)
 				}
+			} else if !unchangedSinceHashed(f, a) {
+				return fmt.Errorf("artifact %s: %s changed while it was sent", a.Name, a.Path)
 			}
 		}
 		if !emit(&pb.AddArtifactsRequest_ArtifactChunk{Data: buf, Crc: crc(buf)}) {
@@ -455,4 +457,14 @@ func Status(ctx context.Context, c *Client, session Session, names ...string) (m
 		out[n] = resp.GetStatuses()[n].GetExists()
 	}
 	return out, nil
+}
+
+// unchangedSinceHashed reports whether the open file still has the identity
+// it had when NewArtifact hashed it (so its digest still holds).
+func unchangedSinceHashed(f *os.File, a Artifact) bool {
+	if a.hashedAs == (fileID{}) {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && idOf(info) == a.hashedAs
 }
