@@ -69,7 +69,7 @@ type barReporter struct {
 }
 
 func newBarReporter(w io.Writer) *barReporter {
-	return &barReporter{p: mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(120*time.Millisecond)), bars: map[string]*mpb.Bar{}, w: w}
+	return &barReporter{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(1), mpb.WithRefreshRate(120*time.Millisecond)), bars: map[string]*mpb.Bar{}, w: w}
 }
 
 func (r *barReporter) Event(e planner.Event) {
