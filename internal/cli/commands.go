@@ -221,6 +221,9 @@ func (a *app) buildCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := writeConnectHelpers(p, res); err != nil {
+				return err
+			}
 			return a.reportBuild(p, res, jsonOut, a.stdout)
 		},
 	}

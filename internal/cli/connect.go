@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -251,4 +252,56 @@ func progressLine(w io.Writer) connect.Progress {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// bundleKinds are the target kinds a Spark Connect session can take.
+var bundleKinds = map[string]func(main, alias string) string{
+	"conda_pack": connect.ArchiveName,
+	"venv_pack":  connect.ArchiveName,
+	"pex":        func(main, _ string) string { return connect.FileName(main) },
+	"pyfiles":    func(main, _ string) string { return connect.PyFileName(main) },
+}
+
+// writeConnectHelpers writes, for every bundle the build produced, the
+// Python helper that pushes it from inside a notebook's Spark Connect
+// session: dist/connect/<kind>-<name>.connect.py (beside dist/<kind>/, which
+// a build replaces whole). A helper whose content is unchanged is not
+// rewritten, so a no-op build writes nothing.
+func writeConnectHelpers(p *project, res *planner.Result) error {
+	dist := filepath.Join(p.cfg.Dir, "dist")
+	for _, addr := range res.Order {
+		ar := res.Actions[addr]
+		n := p.graph.Nodes[addr]
+		nameOf, ok := bundleKinds[n.Kind]
+		if !ok || ar.Record == nil || n.Class != planner.ClassTarget {
+			continue
+		}
+		main := ar.Record.Metadata["main"]
+		f, ok := ar.Record.Manifest.Lookup(main)
+		if !ok {
+			continue
+		}
+		alias := ar.Record.Metadata["alias"]
+		if alias == "" {
+			alias = "environment"
+		}
+		art := connect.Artifact{
+			Name:   connect.ContentAddressed(nameOf(main, alias), f.SHA256),
+			Path:   filepath.ToSlash(filepath.Join("..", n.Kind, n.Name, main)),
+			Size:   f.Size,
+			SHA256: f.SHA256,
+		}
+		b, err := connect.NotebookHelper(art)
+		if err != nil {
+			return fmt.Errorf("%s: notebook helper: %w", addr, err)
+		}
+		out := filepath.Join(dist, "connect", n.Kind+"-"+n.Name+".connect.py")
+		if old, err := os.ReadFile(out); err == nil && string(old) == string(b) {
+			continue
+		}
+		if err := writeFileAtomic(out, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
