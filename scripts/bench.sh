@@ -132,5 +132,5 @@ if want connect; then
   section "Spark Connect push of a 200 MB archive vs the same bytes in one plain gRPC stream (goal: within 1.2x)"
   echo "push: the client against the test server, which checks every CRC and writes the artifact to disk as Spark does; push-to-discard: the same client against a server that drops what it reads, like the raw stream's."
   echo
-  gobench ./runtime/connect 'BenchmarkPush(200MB|ToDiscard200MB)' 3x
+  gobench ./runtime/connect 'BenchmarkPush(200MB|ToDiscard200MB)' 5x -count 3
 fi
