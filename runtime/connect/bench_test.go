@@ -31,18 +31,7 @@ const benchSize = 200 << 20
 //
 //	go test ./runtime/connect -run '^$' -bench Push200MB -benchtime 3x
 func BenchmarkPush200MB(b *testing.B) {
-	dir := b.TempDir()
-	p := filepath.Join(dir, "big.bin")
-	writeFile(b, dir, "big.bin", randomBytes(benchSize, 42), 0o644)
-	// A bundle is built some time before it is pushed: let its identity
-	// settle, so that NewArtifact's digest can be trusted without reading
-	// the file again (see NewArtifact).
-	time.Sleep(2100 * time.Millisecond)
-	a, err := connect.NewArtifact(connect.FileName(p), p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.Name = connect.ContentAddressed(a.Name, a.SHA256)
+	a := bigArtifact(b)
 
 	b.Run("push", func(b *testing.B) {
 		srv := connecttest.Start(b, connecttest.Config{Mode: connecttest.Mode40})
@@ -78,11 +67,29 @@ func BenchmarkPush200MB(b *testing.B) {
 		defer reportCPU(b)()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if err := rawSend(conn, p); err != nil {
+			if err := rawSend(conn, a.Path); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// bigArtifact writes a 200 MiB file of random bytes and describes it.
+func bigArtifact(b *testing.B) connect.Artifact {
+	b.Helper()
+	dir := b.TempDir()
+	p := filepath.Join(dir, "big.bin")
+	writeFile(b, dir, "big.bin", randomBytes(benchSize, 42), 0o644)
+	// A bundle is built some time before it is pushed: let its identity
+	// settle, so that NewArtifact's digest can be trusted without reading
+	// the file again (see NewArtifact).
+	time.Sleep(2100 * time.Millisecond)
+	a, err := connect.NewArtifact(connect.FileName(p), p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.Name = connect.ContentAddressed(a.Name, a.SHA256)
+	return a
 }
 
 // reportCPU adds the process's CPU time per operation, and the throughput
@@ -279,18 +286,7 @@ func firstField(m []byte, want protowire.Number) []byte {
 // drops what it reads, as the raw stream's does: the two differ only in
 // what the client does.
 func BenchmarkPushToDiscard200MB(b *testing.B) {
-	dir := b.TempDir()
-	p := filepath.Join(dir, "big.bin")
-	writeFile(b, dir, "big.bin", randomBytes(benchSize, 42), 0o644)
-	// A bundle is built some time before it is pushed: let its identity
-	// settle, so that NewArtifact's digest can be trusted without reading
-	// the file again (see NewArtifact).
-	time.Sleep(2100 * time.Millisecond)
-	a, err := connect.NewArtifact(connect.FileName(p), p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.Name = connect.ContentAddressed(a.Name, a.SHA256)
+	a := bigArtifact(b)
 	cs, _ := connect.ParseConnString("sc://" + startDiscard(b) + "/;user_id=bench")
 	c, err := connect.Dial(context.Background(), cs)
 	if err != nil {
