@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -423,7 +422,7 @@ func (c *statCache) hash(p string) (string, error) {
 	if ok && e.same(id) {
 		return e.SHA256, nil
 	}
-	sum, err := hashFile(p)
+	sum, _, err := artifact.HashFile(p)
 	if err != nil {
 		return "", err
 	}
@@ -485,19 +484,6 @@ func (c *statCache) save() error {
 	}
 	c.dirty = false
 	return nil
-}
-
-func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // syncFile flushes a file's data before it is renamed into the store, so

@@ -18,6 +18,7 @@ import (
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/condaenv"
 	"github.com/sparkenv/sparkenv/internal/archive"
+	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/conda/fetch"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/fsutil"
@@ -451,24 +452,11 @@ func hashEntries(es []archive.Entry) (string, error) {
 		if e.IsDir() {
 			continue
 		}
-		sum, err := fileSHA256(e.Source)
+		sum, _, err := artifact.HashFile(e.Source)
 		if err != nil {
 			return "", err
 		}
 		fmt.Fprintf(h, "%s\x00%s\n", e.Path, sum)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

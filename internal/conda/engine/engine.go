@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/conda/channel"
 	"github.com/sparkenv/sparkenv/internal/conda/fetch"
 	"github.com/sparkenv/sparkenv/internal/conda/install"
@@ -305,7 +306,7 @@ func (e *Engine) Install(ctx context.Context, env *lock.Environment, stagingDir 
 		sum := r.SHA256
 		if sum == "" {
 			// Cached under its verified sha256 by Fetch, whatever the lock had.
-			if s, _, err := hashFile(paths[i]); err == nil {
+			if s, _, err := artifact.HashFile(paths[i]); err == nil {
 				sum = s
 			}
 		}
