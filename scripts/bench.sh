@@ -16,7 +16,9 @@ groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(core solve install index squashfs archive condapack pex s3 connect)
 
 want() { local g; for g in "${groups[@]}"; do [ "$g" = "$1" ] && return 0; done; return 1; }
-section() { printf '\n## %s\n\n' "$*"; }
+# Each group starts with the disk's write-back of the groups before it
+# done (sync), so that it does not compete with the next measurement.
+section() { sync; printf '\n## %s\n\n' "$*"; }
 # gobench PKG PATTERN BENCHTIME [ARGS...]: one go test -bench run, its
 # result lines in a code block.
 gobench() {
@@ -99,7 +101,7 @@ fi
 
 if want index; then
   section "sparkenv index vs sha256sum over the same files (goal: within 1.2x, all cores)"
-  gobench ./internal/condaindex 'BenchmarkIndex' 3x
+  gobench ./internal/condaindex 'BenchmarkIndex' 5x
 fi
 
 if want squashfs; then

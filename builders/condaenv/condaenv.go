@@ -61,6 +61,15 @@ func Stage(ctx context.Context, req *builders.Request, r *lock.Resolved, dir, ta
 	})
 }
 
+// Layout plans the environment for targetPrefix without copying the
+// packages' files (see install.Layout); what has to be written goes below
+// workDir.
+func Layout(ctx context.Context, req *builders.Request, r *lock.Resolved, workDir, targetPrefix string) (*install.Tree, error) {
+	return Engine(req).Layout(ctx, r.Environment, workDir, engine.InstallOptions{
+		TargetPrefix: targetPrefix, AllowHardlinks: true, History: "sparkenv build " + req.Address,
+	})
+}
+
 // PythonVersion is the major.minor of the environment's python, or "" when
 // it has none.
 func PythonVersion(env *lock.Environment) string {

@@ -2,11 +2,20 @@
 // for the path where the image will be mounted on every node (/opt/conda by
 // default), with hash-based .pyc files, packed by mksquashfs with flags that
 // make the image bit-identical from one build to the next.
+//
+// Nothing is staged: mksquashfs packs an empty root plus a pseudo file
+// that gives every directory and symlink and, for every file, a hard-link
+// definition naming the host file with its bytes: the file in the
+// extracted package when it is installed unchanged, else the one written
+// for this build (patched files, entry points, conda-meta) or the cached
+// .pyc file. The image holds exactly the tree an install would write.
 package squashfs
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +23,7 @@ import (
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/condaenv"
+	"github.com/sparkenv/sparkenv/internal/conda/install"
 	"github.com/sparkenv/sparkenv/internal/execx"
 )
 
@@ -52,7 +62,7 @@ var (
 func New() *Builder { return &Builder{} }
 
 func (*Builder) Kind() string    { return Kind }
-func (*Builder) Version() string { return "1" }
+func (*Builder) Version() string { return "2" }
 func (*Builder) NewConfig() any  { return &Config{} }
 
 var compressors = map[string]bool{"zstd": true, "gzip": true, "xz": true, "lz4": true}
@@ -90,7 +100,12 @@ func (b *Builder) ToolVersions(ctx context.Context, cfg any) (map[string]string,
 	return map[string]string{"mksquashfs": strings.TrimSpace(first)}, nil
 }
 
-// Build installs the environment for the mount point and packs it.
+// Build lays the environment out for the mount point and packs it. The
+// image is packed straight from the package cache: mksquashfs reads a
+// pseudo file that names, for every path, the file in the extracted
+// package (or the few files written for this build: patched ones, entry
+// points, conda-meta, and the cached .pyc files), so nothing of the
+// environment is copied or linked into a staging tree first.
 func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
 	c := req.Config.(*Config)
 	res, err := condaenv.Resolved(req, c.Environment)
@@ -104,26 +119,33 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 	if mount == "" {
 		mount = "/opt/conda"
 	}
-	stage := filepath.Join(req.TempDir, "root")
-	rep, err := condaenv.Stage(ctx, req, res, stage, mount)
+	tree, err := condaenv.Layout(ctx, req, res, filepath.Join(req.TempDir, "layout"), mount)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(req.Log, "installed %d packages, %d files for %s\n", len(res.Environment.Packages), rep.Files, mount)
+	fmt.Fprintf(req.Log, "laid out %d packages, %d files for %s\n", len(res.Environment.Packages), tree.Report.Files, mount)
 	if c.CompilePyc == nil || *c.CompilePyc {
-		done, err := condaenv.CompilePyc(ctx, req, res.Environment, stage, mount)
+		// The interpreter runs from an environment laid out for real, made
+		// only when some .pyc file is not cached yet.
+		stage := func() (string, error) {
+			dir := filepath.Join(req.TempDir, "python")
+			_, err := condaenv.Stage(ctx, req, res, dir, mount)
+			return dir, err
+		}
+		pycs, done, err := condaenv.CachedPyc(ctx, req, res.Environment, tree, mount, stage)
 		if err != nil {
 			return nil, err
 		}
 		if !done {
 			fmt.Fprintf(req.Log, "no python for %s runs here: .pyc files are not compiled\n", res.Environment.Platform)
 		}
+		condaenv.AddEntries(tree, pycs)
 	}
 	out := c.Output
 	if out == "" {
 		out = req.Name + ".sqfs"
 	}
-	if err := b.pack(ctx, req, stage, filepath.Join(req.OutDir, out), c); err != nil {
+	if err := b.pack(ctx, req, tree, filepath.Join(req.OutDir, out), c); err != nil {
 		return nil, err
 	}
 	return &builders.Result{Metadata: map[string]string{
@@ -137,7 +159,9 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 // Args are the mksquashfs flags that make an image bit-identical from one
 // run to the next: fixed times, root ownership, no xattrs, and a
 // compression whose output does not depend on the number of processors.
-func Args(src, dst, compression string, level, processors int) []string {
+// With a pseudo file, src is an empty directory (the image's root) and the
+// pseudo file names everything else.
+func Args(src, dst, pseudo, compression string, level, processors int) []string {
 	if compression == "" {
 		compression = "zstd"
 	}
@@ -152,18 +176,98 @@ func Args(src, dst, compression string, level, processors int) []string {
 	if processors > 0 {
 		args = append(args, "-processors", fmt.Sprint(processors))
 	}
+	if pseudo != "" {
+		args = append(args, "-pf", pseudo)
+	}
 	return args
 }
 
-func (b *Builder) pack(ctx context.Context, req *builders.Request, stage, dst string, c *Config) error {
+// WritePseudo writes the mksquashfs pseudo file of a tree: a directory
+// definition per directory, a hard-link definition ("l") naming the host
+// file of each file, whose bytes and mode the image takes, and a symlink
+// definition per link. Times and owners are left to -all-time and
+// -all-root.
+func WritePseudo(w io.Writer, entries []install.Entry) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	for _, e := range entries {
+		name, err := pseudoName(e.Path)
+		if err != nil {
+			return err
+		}
+		switch e.Type {
+		case install.EntryDir:
+			fmt.Fprintf(bw, "%s d %o 0 0\n", name, e.Mode.Perm())
+		case install.EntryFile:
+			src, err := pseudoName(e.Source)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(bw, "%s l %s\n", name, src)
+		case install.EntrySymlink:
+			// The target is the rest of the line, taken as it is.
+			if e.Target == "" || strings.ContainsAny(e.Target, "\n\r") || strings.TrimLeft(e.Target, " \t") != e.Target {
+				return fmt.Errorf("symlink %s -> %q cannot be written in a mksquashfs pseudo file", e.Path, e.Target)
+			}
+			fmt.Fprintf(bw, "%s s 777 0 0 %s\n", name, e.Target)
+		}
+	}
+	return bw.Flush()
+}
+
+// pseudoName escapes a path for a pseudo file: a backslash before each
+// space, tab, double quote and backslash. Line breaks cannot be written.
+func pseudoName(p string) (string, error) {
+	if p == "" || strings.ContainsAny(p, "\n\r") {
+		return "", fmt.Errorf("path %q cannot be written in a mksquashfs pseudo file", p)
+	}
+	if !strings.ContainsAny(p, " \t\"\\") {
+		return p, nil
+	}
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case ' ', '\t', '"', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), nil
+}
+
+func (b *Builder) pack(ctx context.Context, req *builders.Request, tree *install.Tree, dst string, c *Config) error {
 	jobs := req.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
+	work, err := os.MkdirTemp(req.TempDir, "pack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	root := filepath.Join(work, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	// The root directory's mode is the image's root mode.
+	if err := os.Chmod(root, 0o755); err != nil {
+		return err
+	}
+	pseudo := filepath.Join(work, "pseudo")
+	f, err := os.Create(pseudo)
+	if err != nil {
+		return err
+	}
+	err = WritePseudo(f, tree.Entries)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("squashfs: %w", err)
+	}
 	// mksquashfs writes in place; a temporary name keeps a half-written
 	// image from ever carrying the final one.
 	tmp := dst + ".tmp"
-	argv := append([]string{b.tool()}, Args(stage, tmp, c.Compression, c.Level, jobs)...)
+	argv := append([]string{b.tool()}, Args(root, tmp, pseudo, c.Compression, c.Level, jobs)...)
 	if err := req.Runner.Run(ctx, execx.Cmd{Argv: argv}); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("mksquashfs: %w", err)

@@ -2,7 +2,11 @@ package squashfs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +16,9 @@ import (
 	"time"
 
 	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/condaenv"
 	"github.com/sparkenv/sparkenv/internal/artifact"
+	"github.com/sparkenv/sparkenv/internal/conda/install"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
 	"github.com/sparkenv/sparkenv/internal/testutil"
@@ -42,15 +48,26 @@ func request(t *testing.T, res *lock.Resolved, pkgs string, cfg *Config) *builde
 	}
 }
 
-func TestImageIsReproducibleAndListsTheInstalledTree(t *testing.T) {
+// TestImageIsTheInstalledTree builds the image twice, once compiling every
+// .pyc and once with all of them cached, and checks that both are the same
+// bytes and that the image holds exactly the tree a person would pack by
+// hand: the environment installed for /opt/conda (files copied into a
+// directory) and compiled by python's compileall with unchecked-hash .pyc
+// files, as unsquashfs extracts it.
+func TestImageIsTheInstalledTree(t *testing.T) {
 	testutil.Tool(t, "mksquashfs")
 	unsquashfs := testutil.Tool(t, "unsquashfs")
 	res, pkgs := lockedEnv(t)
+	if err := os.RemoveAll(filepath.Join(pkgs, "pyc")); err != nil {
+		t.Fatal(err)
+	}
 	b := New()
-	var sums []string
+	var sums, logs []string
 	var req *builders.Request
 	for i := 0; i < 2; i++ {
 		req = request(t, res, pkgs, &Config{Environment: "environment.ml"})
+		var log strings.Builder
+		req.Log = &log
 		r, err := b.Build(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
@@ -63,44 +80,209 @@ func TestImageIsReproducibleAndListsTheInstalledTree(t *testing.T) {
 			t.Fatal(err)
 		}
 		sums = append(sums, sum)
+		logs = append(logs, log.String())
 	}
 	if sums[0] != sums[1] {
-		t.Fatalf("two builds differ: %s %s", sums[0], sums[1])
+		t.Fatalf("compiling and cached builds differ: %s %s", sums[0], sums[1])
 	}
-	// unsquashfs -l lists exactly the staged tree.
+	if !strings.Contains(logs[0], "compiling ") || strings.Contains(logs[1], "compiling ") {
+		t.Fatalf("the first build should compile and the second not:\n%s\n----\n%s", logs[0], logs[1])
+	}
+
+	// The tree by hand: install, then compileall over lib/python3.11.
+	manual := filepath.Join(t.TempDir(), "conda")
+	oracle := request(t, res, pkgs, &Config{Environment: "environment.ml"})
+	if _, err := condaenv.Stage(context.Background(), oracle, res, manual, "/opt/conda"); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := condaenv.CompilePyc(context.Background(), oracle, res.Environment, manual, "/opt/conda"); err != nil || !done {
+		t.Fatalf("compileall: %v %v", done, err)
+	}
+	extracted := filepath.Join(t.TempDir(), "x")
+	if out, err := exec.Command(unsquashfs, "-d", extracted, filepath.Join(req.OutDir, "image.sqfs")).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got, want := shapeOf(t, extracted), shapeOf(t, manual)
+	if got != want {
+		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+		t.Fatalf("image (%d paths) and installed tree (%d paths) differ:\n%s", len(gl), len(wl), firstDiff(gl, wl))
+	}
+	if !strings.Contains(got, "lib/python3.11/site-packages/wordcount/__pycache__/__init__.cpython-311.pyc pyc 644") {
+		t.Fatal("no .pyc compiled for site-packages")
+	}
+	samePyc(t, filepath.Join(manual, "bin", "python3.11"), extracted, manual)
+	// unsquashfs -l lists the same paths.
 	out, err := exec.Command(unsquashfs, "-l", "-d", "", filepath.Join(req.OutDir, "image.sqfs")).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed []string
+	listed := 0
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if strings.HasPrefix(l, "/") {
-			listed = append(listed, l)
+			listed++
 		}
 	}
-	var staged []string
-	root := filepath.Join(req.TempDir, "root")
-	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
-		rel, _ := filepath.Rel(root, p)
-		if rel != "." {
-			staged = append(staged, "/"+rel)
+	if n := len(strings.Split(want, "\n")); listed != n {
+		t.Fatalf("unsquashfs -l lists %d paths, the tree has %d", listed, n)
+	}
+}
+
+// shapeOf lists every path below root with its type, permission bits and
+// content digest or link target.
+func shapeOf(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
 		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		line := filepath.ToSlash(rel)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			line += " l -> " + target
+		case fi.IsDir():
+			line += fmt.Sprintf(" d %o", fi.Mode().Perm())
+		case strings.HasSuffix(p, ".pyc"):
+			// Two interpreters may write different bytes for the same
+			// code (marshal shares objects by reference count), so .pyc
+			// files are compared by header here and by code in samePyc.
+			b, err := os.ReadFile(p)
+			if err != nil || len(b) < 16 {
+				return fmt.Errorf("%s: %v (%d bytes)", p, err, len(b))
+			}
+			line += fmt.Sprintf(" pyc %o %x", fi.Mode().Perm(), b[:16])
+		default:
+			sum, _, err := artifact.HashFile(p)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" f %o %s", fi.Mode().Perm(), sum)
+		}
+		lines = append(lines, line)
 		return nil
 	})
-	sort.Strings(listed)
-	sort.Strings(staged)
-	if strings.Join(listed, "\n") != strings.Join(staged, "\n") {
-		t.Fatalf("image lists %d paths, staged tree has %d", len(listed), len(staged))
+	if err != nil {
+		t.Fatal(err)
 	}
-	hasPyc := false
-	for _, p := range listed {
-		if strings.HasPrefix(p, "/lib/python3.11/site-packages/wordcount/__pycache__/") && strings.HasSuffix(p, ".pyc") {
-			hasPyc = true
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// samePycScript compares the .pyc files of two trees: the same code
+// objects, recursively, with the same file names (the paths under the
+// mount point) and names.
+const samePycScript = `import marshal, os, sys, types
+a_root, b_root = sys.argv[1], sys.argv[2]
+def same(x, y):
+    if isinstance(x, types.CodeType):
+        return (isinstance(y, types.CodeType) and x == y and x.co_filename == y.co_filename
+                and x.co_qualname == y.co_qualname
+                and all(same(c, d) for c, d in zip(x.co_consts, y.co_consts)))
+    return type(x) is type(y) and x == y
+n = 0
+for dirpath, dirs, files in os.walk(a_root):
+    for f in files:
+        if not f.endswith(".pyc"):
+            continue
+        rel = os.path.relpath(os.path.join(dirpath, f), a_root)
+        a = open(os.path.join(a_root, rel), "rb").read()
+        b = open(os.path.join(b_root, rel), "rb").read()
+        if a[:16] != b[:16] or not same(marshal.loads(a[16:]), marshal.loads(b[16:])):
+            print("differs:", rel)
+            sys.exit(1)
+        n += 1
+print(n)
+`
+
+// samePyc checks with the environment's python that every .pyc file of
+// tree a holds the same code as the one of tree b.
+func samePyc(t *testing.T, python, a, b string) {
+	t.Helper()
+	out, err := exec.Command(python, "-c", samePycScript, a, b).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf(".pyc files with the same code: %s", strings.TrimSpace(string(out)))
+}
+
+func firstDiff(a, b []string) string {
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return fmt.Sprintf("image: %s\ntree:  %s", x, y)
 		}
 	}
-	if !hasPyc {
-		t.Fatal("no .pyc compiled for site-packages")
+	return ""
+}
+
+// TestPseudoNames packs entries whose names and link targets hold spaces,
+// quotes and backslashes, and checks what unsquashfs extracts.
+func TestPseudoNames(t *testing.T) {
+	mk := testutil.Tool(t, "mksquashfs")
+	unsquashfs := testutil.Tool(t, "unsquashfs")
+	work := t.TempDir()
+	src := filepath.Join(work, `a "host" file\with spaces`)
+	if err := os.WriteFile(src, []byte("data\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
+	entries := []install.Entry{
+		{Path: "dir with space", Type: install.EntryDir, Mode: 0o755},
+		{Path: `dir with space/"quoted" back\slash`, Type: install.EntryFile, Mode: 0o755, Source: src},
+		{Path: "dir with space/tab\there", Type: install.EntrySymlink, Target: `../x y\z "q"`},
+	}
+	var pf strings.Builder
+	if err := WritePseudo(&pf, entries); err != nil {
+		t.Fatal(err)
+	}
+	pseudo := filepath.Join(work, "pseudo")
+	root := filepath.Join(work, "root")
+	os.WriteFile(pseudo, []byte(pf.String()), 0o644)
+	os.Mkdir(root, 0o755)
+	img := filepath.Join(work, "img.sqfs")
+	if out, err := exec.Command(mk, Args(root, img, pseudo, "", 0, 1)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, pf.String())
+	}
+	x := filepath.Join(work, "x")
+	if out, err := exec.Command(unsquashfs, "-d", x, img).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := strings.Join([]string{
+		"dir with space d 755",
+		`dir with space/"quoted" back\slash f 755 ` + sha256Hex("data\n"),
+		"dir with space/tab\there l -> ../x y\\z \"q\"",
+	}, "\n")
+	if got := shapeOf(t, x); got != want {
+		t.Fatalf("extracted:\n%s\nwant:\n%s", got, want)
+	}
+	for _, bad := range []install.Entry{
+		{Path: "a\nb", Type: install.EntryDir, Mode: 0o755},
+		{Path: "a", Type: install.EntrySymlink, Target: " leading space"},
+		{Path: "a", Type: install.EntryFile, Source: "/x\ny"},
+	} {
+		if err := WritePseudo(io.Discard, []install.Entry{bad}); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
 
 func TestMountedImageRuns(t *testing.T) {

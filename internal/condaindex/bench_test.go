@@ -84,6 +84,17 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		reportCPU(b, cpuTime()-start)
 	})
+	// What `sparkenv index DIR` writes by default: no shards.
+	b.Run("index-cli-defaults", func(b *testing.B) {
+		b.SetBytes(total)
+		start := cpuTime()
+		for b.Loop() {
+			if _, err := Index(ctx, dir, Options{Zst: true, Channeldata: true, HTML: true, NoCache: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, cpuTime()-start)
+	})
 	// Without the shards (one fsync'd file per package name) nor the
 	// pages: the reading and hashing alone, plus repodata.json and .zst.
 	b.Run("index-json-zst", func(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -290,6 +291,122 @@ func (e *Engine) Fetch(ctx context.Context, env *lock.Environment) ([]string, er
 // Install lays out env in stagingDir (which must not exist or be empty),
 // patched for opts.TargetPrefix. Nothing is left in stagingDir on error.
 func (e *Engine) Install(ctx context.Context, env *lock.Environment, stagingDir string, opts InstallOptions) (*install.Report, error) {
+	pkgs, err := e.extracted(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	target := opts.TargetPrefix
+	if target == "" {
+		target, err = filepath.Abs(stagingDir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep, err := install.Install(ctx, stagingDir, pkgs, install.Options{
+		TargetPrefix: target, Jobs: e.Jobs, AllowHardlinks: opts.AllowHardlinks, History: opts.History, Log: e.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Pip) > 0 {
+		if err := e.installWheels(ctx, env, stagingDir, target); err != nil {
+			os.RemoveAll(stagingDir)
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// Layout plans env for opts.TargetPrefix without copying the packages'
+// files (see install.Layout). What has to be written goes below workDir,
+// which must be empty or absent: conda's side in workDir/conda, the pip
+// wheels (installed whole, they are small) in workDir/pip. The tree has
+// the wheels' files over the conda packages', as an install has them.
+func (e *Engine) Layout(ctx context.Context, env *lock.Environment, workDir string, opts InstallOptions) (*install.Tree, error) {
+	if opts.TargetPrefix == "" {
+		return nil, fmt.Errorf("layout: no target prefix")
+	}
+	pkgs, err := e.extracted(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := install.Layout(ctx, filepath.Join(workDir, "conda"), pkgs, install.Options{
+		TargetPrefix: opts.TargetPrefix, Jobs: e.Jobs, AllowHardlinks: opts.AllowHardlinks, History: opts.History, Log: e.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Pip) == 0 {
+		return tree, nil
+	}
+	overlay := filepath.Join(workDir, "pip")
+	if err := e.installWheels(ctx, env, overlay, opts.TargetPrefix); err != nil {
+		return nil, err
+	}
+	if err := overlayTree(tree, overlay); err != nil {
+		return nil, fmt.Errorf("layout: %w", err)
+	}
+	return tree, nil
+}
+
+// overlayTree puts the files below dir over tree's entries: a path in both
+// becomes dir's.
+func overlayTree(tree *install.Tree, dir string) error {
+	index := make(map[string]int, len(tree.Entries))
+	for i, e := range tree.Entries {
+		index[e.Path] = i
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		e := install.Entry{Path: filepath.ToSlash(rel), Package: -1}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			e.Type, e.Mode = install.EntryDir, 0o755
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if e.Target, err = os.Readlink(p); err != nil {
+				return err
+			}
+			e.Type, e.Mode = install.EntrySymlink, 0o777
+		case fi.Mode().IsRegular():
+			sum, _, err := artifact.HashFile(p)
+			if err != nil {
+				return err
+			}
+			e.Type, e.Mode, e.Source, e.SHA256 = install.EntryFile, fi.Mode().Perm(), p, sum
+		default:
+			return fmt.Errorf("%s: not a file, directory or symlink", p)
+		}
+		if i, ok := index[e.Path]; ok {
+			if tree.Entries[i].Type == install.EntryDir && e.Type == install.EntryDir {
+				return nil
+			}
+			tree.Entries[i] = e
+			return nil
+		}
+		index[e.Path] = len(tree.Entries)
+		tree.Entries = append(tree.Entries, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(tree.Entries, func(i, j int) bool { return tree.Entries[i].Path < tree.Entries[j].Path })
+	return nil
+}
+
+// extracted fetches env's packages and returns them extracted, in
+// install order.
+func (e *Engine) extracted(ctx context.Context, env *lock.Environment) ([]install.Package, error) {
 	paths, err := e.Fetch(ctx, env)
 	if err != nil {
 		return nil, err
@@ -316,26 +433,7 @@ func (e *Engine) Install(ctx context.Context, env *lock.Environment, stagingDir 
 		}
 		pkgs[i] = install.Package{Record: r, Dir: dir, RequestedSpec: requested[r.Name]}
 	}
-	target := opts.TargetPrefix
-	if target == "" {
-		target, err = filepath.Abs(stagingDir)
-		if err != nil {
-			return nil, err
-		}
-	}
-	rep, err := install.Install(ctx, stagingDir, pkgs, install.Options{
-		TargetPrefix: target, Jobs: e.Jobs, AllowHardlinks: opts.AllowHardlinks, History: opts.History, Log: e.Log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(env.Pip) > 0 {
-		if err := e.installWheels(ctx, env, stagingDir, target); err != nil {
-			os.RemoveAll(stagingDir)
-			return nil, err
-		}
-	}
-	return rep, nil
+	return pkgs, nil
 }
 
 // installWheels installs the locked pip wheels into a laid-out conda

@@ -2,10 +2,16 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/sparkenv/sparkenv/internal/conda/install"
 	"github.com/sparkenv/sparkenv/internal/testutil"
 	"github.com/sparkenv/sparkenv/internal/wheel/wheeltest"
 )
@@ -52,5 +58,59 @@ func TestPipPackagesInAnEnvironment(t *testing.T) {
 	}
 	if got := run(t, filepath.Join(prefix, "bin", "shout"), "hi"); got != "HI!" {
 		t.Fatalf("console script printed %q", got)
+	}
+
+	// A layout of the same environment names the same tree: the wheels'
+	// files over the conda packages'.
+	staged := filepath.Join(t.TempDir(), "staged")
+	opts := InstallOptions{TargetPrefix: "/opt/env", AllowHardlinks: true, History: "x"}
+	if _, err := eng.Install(ctx, env, staged, opts); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := eng.Layout(ctx, env, t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range tree.Entries {
+		switch e.Type {
+		case install.EntryDir:
+			lines = append(lines, e.Path+" d")
+		case install.EntrySymlink:
+			lines = append(lines, e.Path+" -> "+e.Target)
+		default:
+			b, err := os.ReadFile(e.Source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(e.Source)
+			lines = append(lines, fmt.Sprintf("%s %o %x", e.Path, fi.Mode().Perm(), sha256.Sum256(b)))
+		}
+	}
+	var want []string
+	filepath.WalkDir(staged, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == staged {
+			return err
+		}
+		rel, _ := filepath.Rel(staged, p)
+		fi, _ := os.Lstat(p)
+		switch {
+		case fi.IsDir():
+			want = append(want, rel+" d")
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			want = append(want, rel+" -> "+target)
+		default:
+			b, _ := os.ReadFile(p)
+			want = append(want, fmt.Sprintf("%s %o %x", rel, fi.Mode().Perm(), sha256.Sum256(b)))
+		}
+		return nil
+	})
+	sort.Strings(want)
+	if g, w := strings.Join(lines, "\n"), strings.Join(want, "\n"); g != w {
+		t.Fatalf("layout:\n%s\n----\ninstalled:\n%s", g, w)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "lib/python3.11/site-packages/shout_case/__init__.py 644") {
+		t.Fatal("the layout has no wheel files")
 	}
 }

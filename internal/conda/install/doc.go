@@ -19,7 +19,8 @@
 // stale. Files whose bytes differ from the package (patched files, entry
 // points, conda-meta), symlinks and every directory get one fixed time, the
 // newest package timestamp, which is newer than anything packaged and the
-// same on every run. File modes are normalised to 0755 or 0644.
+// same on every run. File modes are normalised to 0755 or 0644; a hardlink is made only to a
+// packaged file that already has its normalised mode.
 //
 // # Shebangs
 //
@@ -42,6 +43,16 @@
 // that callers can warn. No fsync per file: the tree is an intermediate
 // product renamed into place once; only the rename is synced, and durability
 // of the files is the business of whoever stores the tree.
+//
+// # Layout
+//
+// Layout plans the same tree without writing it: every path with its type,
+// mode and link target, and for each file the host file holding its bytes,
+// which is the file in the extracted package when it is installed unchanged.
+// Only what differs from the packages (patched files, entry points,
+// conda-meta, files whose packaged mode is not 0755 or 0644) is written, to
+// a separate directory. Tools that read a list of files (mksquashfs with a
+// pseudo file) pack an environment from that without a copy being made.
 //
 // This package must never run code from a package, write outside the
 // destination (links that leave the prefix are refused and nothing is written

@@ -115,6 +115,8 @@ type item struct {
 	sha256         string // of the packaged file, computed when paths.json lacks it
 	sha256InPrefix string
 	sizeInPrefix   int64
+	mode           fs.FileMode // permission bits of a file
+	source         string      // host file with the bytes (the written one, or the package's in a layout)
 }
 
 type pkgState struct {
@@ -134,6 +136,9 @@ type installer struct {
 	fixed  time.Time // mtime of every generated or changed file, and of directories
 	report Report
 	dirs   []string
+	// virtual lays out without copying: files installed unchanged stay
+	// where they are in the package directories (see Layout).
+	virtual bool
 }
 
 // Install lays out the environment made of pkgs (in install order,
@@ -147,20 +152,11 @@ func Install(ctx context.Context, stagingDir string, pkgs []Package, opts Option
 	if err := checkEmpty(dest); err != nil {
 		return nil, err
 	}
-	in := &installer{opts: opts, prefix: opts.TargetPrefix}
-	if in.prefix == "" {
-		in.prefix = dest
+	prefix := opts.TargetPrefix
+	if prefix == "" {
+		prefix = dest
 	}
-	if err := checkPrefix(in.prefix); err != nil {
-		return nil, err
-	}
-	if in.opts.Jobs <= 0 {
-		in.opts.Jobs = max(4, 4*runtime.GOMAXPROCS(0))
-	}
-	if err := in.load(ctx, pkgs); err != nil {
-		return nil, err
-	}
-	winners, err := in.plan()
+	in, winners, err := prepare(ctx, pkgs, opts, prefix, false)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +199,26 @@ func Install(ctx context.Context, stagingDir string, pkgs []Package, opts Option
 	in.logf("installed %d packages into %s (prefix %s): %d files, %d bytes; %d linked, %d copied, %d patched",
 		len(pkgs), dest, in.prefix, in.report.Files, in.report.Bytes, in.report.Linked, in.report.Copied, in.report.Patched)
 	return &in.report, nil
+}
+
+// prepare reads the packages and plans the tree for prefix: the items to
+// write, in install order.
+func prepare(ctx context.Context, pkgs []Package, opts Options, prefix string, virtual bool) (*installer, []*item, error) {
+	in := &installer{opts: opts, prefix: prefix, virtual: virtual}
+	if err := checkPrefix(in.prefix); err != nil {
+		return nil, nil, err
+	}
+	if in.opts.Jobs <= 0 {
+		in.opts.Jobs = max(4, 4*runtime.GOMAXPROCS(0))
+	}
+	if err := in.load(ctx, pkgs); err != nil {
+		return nil, nil, err
+	}
+	winners, err := in.plan()
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, winners, nil
 }
 
 func checkEmpty(dir string) error {

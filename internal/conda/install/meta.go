@@ -8,8 +8,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
 )
@@ -24,14 +27,22 @@ func (in *installer) writeMeta() error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, ps := range in.pkgs {
-		b, err := encodeJSON(in.prefixRecord(ps))
-		if err != nil {
-			return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
-		}
-		if err := writeNew(filepath.Join(dir, ps.dist+".json"), b, 0o644, in.fixed); err != nil {
-			return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
-		}
+		g.Go(func() error {
+			b, err := encodeJSON(in.prefixRecord(ps))
+			if err != nil {
+				return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
+			}
+			if err := writeNew(filepath.Join(dir, ps.dist+".json"), b, 0o644, in.fixed); err != nil {
+				return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := writeNew(filepath.Join(dir, "history"), in.history(), 0o644, in.fixed); err != nil {
 		return fmt.Errorf("install: conda-meta/history: %w", err)
@@ -97,7 +108,7 @@ func (in *installer) prefixRecord(ps *pkgState) map[string]any {
 
 	linkType := linkTypeCopy
 	files := make([]string, 0, len(ps.items))
-	paths := make([]map[string]any, 0, len(ps.items))
+	paths := make([]pathRec, 0, len(ps.items))
 	seen := map[string]bool{}
 	// Items are walked last first so that a path listed twice by one
 	// package is described by the entry that was installed.
@@ -114,52 +125,61 @@ func (in *installer) prefixRecord(ps *pkgState) map[string]any {
 		paths = append(paths, pathRecord(it))
 	}
 	sort.Strings(files)
-	sort.Slice(paths, func(i, j int) bool { return paths[i]["_path"].(string) < paths[j]["_path"].(string) })
+	sort.Slice(paths, func(i, j int) bool { return paths[i].Path < paths[j].Path })
 	m["files"] = files
 	m["paths_data"] = map[string]any{"paths_version": 1, "paths": paths}
 	m["link"] = map[string]any{"source": pkgDir, "type": linkType}
 	return m
 }
 
-func pathRecord(it *item) map[string]any {
+// pathRec is one entry of a conda-meta record's paths_data. Its fields are
+// in key order and absent ones omitted, so it encodes as the sorted map
+// conda writes.
+type pathRec struct {
+	Path              string `json:"_path"`
+	FileMode          string `json:"file_mode,omitempty"`
+	NoLink            bool   `json:"no_link,omitempty"`
+	PathType          string `json:"path_type"`
+	PrefixPlaceholder string `json:"prefix_placeholder,omitempty"`
+	SHA256            string `json:"sha256,omitempty"`
+	SHA256InPrefix    string `json:"sha256_in_prefix,omitempty"`
+	Size              *int64 `json:"size_in_bytes,omitempty"`
+}
+
+func pathRecord(it *item) pathRec {
 	e := it.entry
-	p := map[string]any{"_path": it.dest}
+	p := pathRec{Path: it.dest}
 	switch it.kind {
 	case kindDir:
-		p["path_type"] = string(pkg.PathDirectory)
+		p.PathType = string(pkg.PathDirectory)
 		return p
 	case kindEntryPoint:
-		p["path_type"] = pathPythonEntryPoint
+		p.PathType = pathPythonEntryPoint
 	case kindSymlink:
-		p["path_type"] = string(pkg.PathSoftlink)
+		p.PathType = string(pkg.PathSoftlink)
 	default:
-		p["path_type"] = string(pkg.PathHardlink)
+		p.PathType = string(pkg.PathHardlink)
 	}
-	sha := e.SHA256
-	if sha == "" {
-		sha = it.sha256
-	}
-	if sha != "" {
-		p["sha256"] = sha
+	p.SHA256 = e.SHA256
+	if p.SHA256 == "" {
+		p.SHA256 = it.sha256
 	}
 	// Files replaced by a later package were not installed: only what the
 	// package shipped is known about them.
-	if it.sha256InPrefix != "" {
-		p["sha256_in_prefix"] = it.sha256InPrefix
-	}
+	p.SHA256InPrefix = it.sha256InPrefix
 	switch {
 	case it.method != methodNone && it.method != methodSymlink:
-		p["size_in_bytes"] = it.sizeInPrefix
+		n := it.sizeInPrefix
+		p.Size = &n
 	case e.SHA256 != "" || e.Size > 0:
-		p["size_in_bytes"] = e.Size
+		n := e.Size
+		p.Size = &n
 	}
 	if e.PrefixPlaceholder != "" {
-		p["prefix_placeholder"] = e.PrefixPlaceholder
-		p["file_mode"] = string(e.FileMode)
+		p.PrefixPlaceholder = e.PrefixPlaceholder
+		p.FileMode = string(e.FileMode)
 	}
-	if e.NoLink {
-		p["no_link"] = true
-	}
+	p.NoLink = e.NoLink
 	return p
 }
 
@@ -213,14 +233,66 @@ func nonNil(s []string) []string {
 }
 
 // encodeJSON writes v with sorted keys (maps encode sorted), two-space
-// indentation and no HTML escaping.
+// indentation and no HTML escaping: what json.Encoder with SetIndent("",
+// "  ") writes, indented by a single pass over the compact encoding.
 func encodeJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return b.Bytes(), nil
+	compact := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	out := indentJSON(make([]byte, 0, len(compact)*3/2), compact)
+	return append(out, '\n'), nil
+}
+
+// indentJSON appends src, compact JSON (no whitespace outside strings), to
+// dst with two-space indentation, empty arrays and objects kept as [] and
+// {}, as json.Indent writes them.
+func indentJSON(dst, src []byte) []byte {
+	depth := 0
+	newline := func() {
+		dst = append(dst, '\n')
+		for range depth {
+			dst = append(dst, ' ', ' ')
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch c {
+		case '"':
+			// Copy the string whole, escapes included.
+			j := i + 1
+			for j < len(src) && src[j] != '"' {
+				if src[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			dst = append(dst, src[i:min(j+1, len(src))]...)
+			i = j
+		case '{', '[':
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst = append(dst, c, src[i+1])
+				i++
+				continue
+			}
+			dst = append(dst, c)
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, ':', ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }

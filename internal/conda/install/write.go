@@ -23,6 +23,9 @@ import (
 // path has exactly one writer, so the order of writes does not matter.
 func (in *installer) write(ctx context.Context, winners []*item) error {
 	for _, d := range in.dirs {
+		if in.virtual {
+			break // made on demand for the few files a layout writes
+		}
 		p := filepath.Join(in.tmp, filepath.FromSlash(d))
 		if err := os.Mkdir(p, 0o755); err != nil {
 			return fmt.Errorf("install: %w", err)
@@ -78,29 +81,51 @@ func (in *installer) writeItem(it *item, noLinks *atomic.Bool) error {
 	dst := filepath.Join(in.tmp, filepath.FromSlash(it.phys))
 	switch it.kind {
 	case kindSymlink:
+		it.method = methodSymlink
+		if in.virtual {
+			return nil
+		}
 		if err := os.Symlink(it.target, dst); err != nil {
 			return err
 		}
-		it.method = methodSymlink
 		return setLinkTime(dst, in.fixed)
 	case kindEntryPoint:
+		if err := in.makeParent(dst); err != nil {
+			return err
+		}
 		if err := writeNew(dst, it.data, 0o755, in.fixed); err != nil {
 			return err
 		}
-		it.method = methodGenerated
+		it.method, it.mode, it.source = methodGenerated, 0o755, dst
 		it.sha256InPrefix, it.sizeInPrefix = sha256Hex(it.data), int64(len(it.data))
 		return nil
 	}
 	src := filepath.Join(in.pkgs[it.pkg].pkg.Dir, filepath.FromSlash(it.entry.Path))
 	if it.entry.PrefixPlaceholder != "" {
+		if err := in.makeParent(dst); err != nil {
+			return err
+		}
 		return in.patchFile(it, src, dst)
 	}
-	if !it.entry.NoLink && !noLinks.Load() {
-		// Following a link in the package directory links the file it
-		// names: the prefix gets a file where the package lists one.
-		err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-		if err == nil {
+	// Only a regular file whose mode is already what the tree gets can be
+	// shared with the package directory; anything else is copied.
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	shareable := fi.Mode().IsRegular() && fi.Mode().Perm() == normPerm(fi.Mode())
+	if in.virtual && shareable {
+		it.mode, it.source, it.sizeInPrefix = fi.Mode().Perm(), src, fi.Size()
+		it.method = methodCopied
+		if in.opts.AllowHardlinks && !it.entry.NoLink {
 			it.method = methodLinked
+		}
+		return in.finishUnchanged(it, src, nil)
+	}
+	if !in.virtual && shareable && !it.entry.NoLink && !noLinks.Load() {
+		err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0)
+		if err == nil {
+			it.method, it.mode, it.source = methodLinked, fi.Mode().Perm(), dst
 			return in.finishUnchanged(it, src, nil)
 		}
 		switch err {
@@ -110,7 +135,21 @@ func (in *installer) writeItem(it *item, noLinks *atomic.Bool) error {
 			noLinks.Store(true)
 		}
 	}
+	// A link in the package directory is copied as the file it names:
+	// the prefix gets a file where the package lists one.
+	if err := in.makeParent(dst); err != nil {
+		return err
+	}
 	return in.copyFile(it, src, dst)
+}
+
+// makeParent creates the directory of dst in a layout, which makes only
+// the directories of the files it writes; an install has made them all.
+func (in *installer) makeParent(dst string) error {
+	if !in.virtual {
+		return nil
+	}
+	return os.MkdirAll(filepath.Dir(dst), 0o755)
 }
 
 // finishUnchanged records hash and size of a file installed unchanged, using
@@ -207,7 +246,7 @@ func (in *installer) copyFile(it *item, src, dst string) error {
 	if err := os.Chtimes(dst, fi.ModTime(), fi.ModTime()); err != nil {
 		return err
 	}
-	it.method = methodCopied
+	it.method, it.mode, it.source = methodCopied, perm, dst
 	it.sizeInPrefix = n
 	return in.finishUnchanged(it, src, sum)
 }
@@ -248,7 +287,7 @@ func (in *installer) patchFile(it *item, src, dst string) error {
 	if err := writeNew(dst, data, normPerm(fi.Mode()), in.fixed); err != nil {
 		return err
 	}
-	it.method = methodPatched
+	it.method, it.mode, it.source = methodPatched, normPerm(fi.Mode()), dst
 	it.sha256InPrefix, it.sizeInPrefix = sha256Hex(data), int64(len(data))
 	return nil
 }

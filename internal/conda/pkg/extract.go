@@ -231,9 +231,14 @@ func (x *extractor) writeFile(name string, h *tar.Header, r io.Reader) error {
 		err = io.ErrUnexpectedEOF
 	}
 	if err == nil {
-		// Keep the permission bits, never set-id bits; the owner may
-		// always read and write.
-		err = f.Chmod(fs.FileMode(h.Mode)&0o777 | 0o600)
+		// 0755 for executables and 0644 for the rest, the modes an
+		// installed file gets: a file installed unchanged can then be
+		// shared with the extracted package as it is.
+		perm := fs.FileMode(0o644)
+		if h.Mode&0o111 != 0 {
+			perm = 0o755
+		}
+		err = f.Chmod(perm)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -199,30 +199,32 @@ func parseInfo(files map[string][]byte) (*Info, error) {
 // ParsePathsJSON reads a paths.json document (paths_version 1) and returns
 // its entries with defaults filled in, sorted by path.
 func ParsePathsJSON(b []byte) ([]PathsEntry, error) {
+	// One pass into typed entries; only a document that fails it is
+	// decoded again entry by entry, to say which entry is wrong.
 	var doc struct {
-		Paths        []json.RawMessage `json:"paths"`
-		PathsVersion int               `json:"paths_version"`
+		Paths        []pathsJSONEntry `json:"paths"`
+		PathsVersion int              `json:"paths_version"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
+		var raw struct {
+			Paths []json.RawMessage `json:"paths"`
+		}
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, err
+		}
+		for i, r := range raw.Paths {
+			var e pathsJSONEntry
+			if err := json.Unmarshal(r, &e); err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
+			}
+		}
 		return nil, err
 	}
 	if doc.PathsVersion != 1 {
 		return nil, fmt.Errorf("paths_version %d is not supported (want 1)", doc.PathsVersion)
 	}
 	out := make([]PathsEntry, 0, len(doc.Paths))
-	for i, rawEntry := range doc.Paths {
-		var e struct {
-			Path              string   `json:"_path"`
-			PathType          PathType `json:"path_type"`
-			FileMode          FileMode `json:"file_mode"`
-			PrefixPlaceholder string   `json:"prefix_placeholder"`
-			NoLink            bool     `json:"no_link"`
-			SHA256            string   `json:"sha256"`
-			Size              *int64   `json:"size_in_bytes"`
-		}
-		if err := json.Unmarshal(rawEntry, &e); err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
-		}
+	for i, e := range doc.Paths {
 		pe := PathsEntry{
 			Path: e.Path, PathType: e.PathType, FileMode: e.FileMode,
 			PrefixPlaceholder: e.PrefixPlaceholder, NoLink: e.NoLink, SHA256: e.SHA256,
@@ -237,6 +239,17 @@ func ParsePathsJSON(b []byte) ([]PathsEntry, error) {
 	}
 	sortEntries(out)
 	return out, nil
+}
+
+// pathsJSONEntry is one entry of paths.json as written.
+type pathsJSONEntry struct {
+	Path              string   `json:"_path"`
+	PathType          PathType `json:"path_type"`
+	FileMode          FileMode `json:"file_mode"`
+	PrefixPlaceholder string   `json:"prefix_placeholder"`
+	NoLink            bool     `json:"no_link"`
+	SHA256            string   `json:"sha256"`
+	Size              *int64   `json:"size_in_bytes"`
 }
 
 func normalizeEntry(e *PathsEntry) error {

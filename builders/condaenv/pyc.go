@@ -1,0 +1,402 @@
+package condaenv
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/internal/artifact"
+	"github.com/sparkenv/sparkenv/internal/conda/install"
+	"github.com/sparkenv/sparkenv/internal/conda/lock"
+	"github.com/sparkenv/sparkenv/internal/execx"
+)
+
+// pycVersion names the way .pyc files are made; a change to it (the
+// script, the selection of files, the flags) must change the cache keys.
+const pycVersion = "sparkenv-pyc-2"
+
+// notCompiled matches the prefix-relative paths of .py files that are left
+// without a .pyc: test suites and the deliberately broken files some
+// packages ship to test their own error handling.
+var notCompiled = regexp.MustCompile(`(^|/)(test|tests|idle_test)/|bad_coding|badsyntax`)
+
+// pycManifest is what a cached set of .pyc files holds: for each source
+// (prefix-relative) the .pyc path, or the reason it did not compile.
+type pycManifest struct {
+	Compiled map[string]string `json:"compiled"`
+	Failed   map[string]string `json:"failed,omitempty"`
+}
+
+// pycGroup is the .py files of one package (or of what no package owns),
+// compiled and cached together.
+type pycGroup struct {
+	key     string
+	sources []pycSource
+	dir     string // the cache entry
+	man     *pycManifest
+}
+
+type pycSource struct {
+	path   string // prefix-relative path of the .py file (or of a link to one)
+	source string // host file with its bytes
+	sha256 string
+}
+
+// CachedPyc returns the unchecked-hash .pyc files of the .py files of tree
+// as entries to add to it (the files and their __pycache__ directories).
+// They are compiled with the environment's own interpreter once per
+// interpreter, target prefix and package contents, and kept in the package
+// cache, so a rebuild of an environment that shares packages with an
+// earlier one compiles only what is new. stage returns the directory of
+// the environment laid out for real, where the interpreter can run; it is
+// called only when something has to be compiled. CachedPyc returns false,
+// doing nothing, when the environment has no python or the python cannot
+// run here.
+func CachedPyc(ctx context.Context, req *builders.Request, env *lock.Environment, tree *install.Tree,
+	targetPrefix string, stage func() (string, error)) ([]install.Entry, bool, error) {
+	xy := PythonVersion(env)
+	if xy == "" || !HostRuns(env.Platform) {
+		return nil, false, nil
+	}
+	groups, err := pycGroups(env, tree, targetPrefix, xy, filepath.Join(req.PackageCacheDir, "pyc"))
+	if err != nil {
+		return nil, false, err
+	}
+	var eg errgroup.Group
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for _, g := range groups {
+		eg.Go(func() (err error) {
+			g.man, err = readPycManifest(g.dir)
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, false, err
+	}
+	var missing []*pycGroup
+	for _, g := range groups {
+		if g.man == nil {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 {
+		dir, err := stage()
+		if err != nil {
+			return nil, false, err
+		}
+		py := filepath.Join(dir, "bin", "python"+xy)
+		if _, err := os.Stat(py); err != nil {
+			return nil, false, nil
+		}
+		n := 0
+		for _, g := range missing {
+			n += len(g.sources)
+		}
+		fmt.Fprintf(req.Log, "compiling %d .py files of %d packages (%d packages' .pyc files are cached)\n", n, len(missing), len(groups)-len(missing))
+		if err := compileGroups(ctx, req, py, dir, targetPrefix, missing); err != nil {
+			return nil, false, err
+		}
+	}
+	return pycEntries(req, tree, groups), true, nil
+}
+
+// pycGroups selects the .py files to compile (those compileall would
+// compile below lib/pythonX.Y, following links to files) and groups them
+// by package, each group keyed by everything its .pyc bytes depend on.
+func pycGroups(env *lock.Environment, tree *install.Tree, targetPrefix, xy, cacheDir string) ([]*pycGroup, error) {
+	var python string
+	for _, r := range env.Packages {
+		if r.Name == "python" {
+			python = strings.Join([]string{r.DistName(), r.Subdir, r.SHA256, r.MD5}, " ")
+		}
+	}
+	byPath := make(map[string]*install.Entry, len(tree.Entries))
+	for i := range tree.Entries {
+		byPath[tree.Entries[i].Path] = &tree.Entries[i]
+	}
+	lib := "lib/python" + xy + "/"
+	byPkg := map[int]*pycGroup{}
+	var order []int
+	for i := range tree.Entries {
+		e := &tree.Entries[i]
+		if !strings.HasPrefix(e.Path, lib) || !strings.HasSuffix(e.Path, ".py") || e.Type == install.EntryDir ||
+			strings.Contains("/"+e.Path, "/__pycache__/") ||
+			(strings.Contains(e.Path, "test") || strings.Contains(e.Path, "bad")) && notCompiled.MatchString(e.Path) {
+			continue
+		}
+		file := e
+		if e.Type == install.EntrySymlink {
+			if file = resolveFile(byPath, e); file == nil {
+				continue // a dangling link or one to a directory
+			}
+		}
+		sum := file.SHA256
+		if sum == "" {
+			s, _, err := artifact.HashFile(file.Source)
+			if err != nil {
+				return nil, err
+			}
+			sum = s
+		}
+		g := byPkg[e.Package]
+		if g == nil {
+			g = &pycGroup{}
+			byPkg[e.Package] = g
+			order = append(order, e.Package)
+		}
+		g.sources = append(g.sources, pycSource{path: e.Path, source: file.Source, sha256: sum})
+	}
+	sort.Ints(order)
+	groups := make([]*pycGroup, 0, len(order))
+	for _, pi := range order {
+		g := byPkg[pi]
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n%s\n", pycVersion, python, targetPrefix)
+		for _, s := range g.sources {
+			fmt.Fprintf(h, "%s\t%s\n", s.path, s.sha256)
+		}
+		g.key = hex.EncodeToString(h.Sum(nil))
+		g.dir = filepath.Join(cacheDir, g.key[:2], g.key)
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+// resolveFile follows a link entry through the tree to a file entry, or
+// returns nil.
+func resolveFile(byPath map[string]*install.Entry, e *install.Entry) *install.Entry {
+	for hops := 0; e != nil && e.Type == install.EntrySymlink; hops++ {
+		if hops > 40 || path.IsAbs(e.Target) {
+			return nil
+		}
+		e = byPath[path.Join(path.Dir(e.Path), e.Target)]
+	}
+	if e == nil || e.Type != install.EntryFile {
+		return nil
+	}
+	return e
+}
+
+func readPycManifest(dir string) (*pycManifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pyc cache: %w", err)
+	}
+	var m pycManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		// A damaged entry is compiled again rather than trusted.
+		return nil, nil
+	}
+	for _, pyc := range m.Compiled {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(pyc)))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+			return nil, nil
+		}
+	}
+	return &m, nil
+}
+
+// compileScript compiles the files named on its standard input, one JSON
+// array [source, display name, output root, prefix-relative path] per line,
+// and answers one JSON array [path, .pyc path or "", error] per file.
+const compileScript = `import importlib.util, json, os, py_compile, sys
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+for line in sys.stdin:
+    src, dfile, root, rel = json.loads(line)
+    pyc = importlib.util.cache_from_source(rel)
+    try:
+        py_compile.compile(src, cfile=os.path.join(root, pyc), dfile=dfile, doraise=True, invalidation_mode=mode)
+        print(json.dumps([rel, pyc, ""]), flush=True)
+    except Exception as e:
+        print(json.dumps([rel, "", str(e).splitlines()[0] if str(e) else type(e).__name__]), flush=True)
+`
+
+// compileGroups compiles the groups' files with one interpreter per core
+// and stores each group in the cache, atomically.
+func compileGroups(ctx context.Context, req *builders.Request, py, stage, targetPrefix string, groups []*pycGroup) error {
+	type job struct {
+		g   *pycGroup
+		src pycSource
+		tmp string
+	}
+	var jobs []job
+	for _, g := range groups {
+		if err := os.MkdirAll(filepath.Dir(g.dir), 0o755); err != nil {
+			return fmt.Errorf("pyc cache: %w", err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(g.dir), ".tmp-"+g.key[:8]+"-")
+		if err != nil {
+			return fmt.Errorf("pyc cache: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		g.man = &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}}
+		for _, s := range g.sources {
+			jobs = append(jobs, job{g: g, src: s, tmp: tmp})
+		}
+	}
+	workers := req.Jobs
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	workers = max(1, min(workers, (len(jobs)+63)/64))
+	// -s -S keep user and site packages out without -I/-E, which would
+	// also ignore PYTHONHASHSEED: a fixed seed keeps the .pyc bytes the
+	// same from one build to the next.
+	childEnv := []string{"PYTHONHASHSEED=0"}
+	for _, kv := range req.Runner.Env {
+		if !strings.HasPrefix(kv, "PYTHON") {
+			childEnv = append(childEnv, kv)
+		}
+	}
+	results := make([][3]string, len(jobs))
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range workers {
+		g.Go(func() error {
+			var in strings.Builder
+			var mine []int
+			for i := w; i < len(jobs); i += workers {
+				j := jobs[i]
+				b, _ := json.Marshal([]string{filepath.Join(stage, filepath.FromSlash(j.src.path)),
+					targetPrefix + "/" + j.src.path, j.tmp, j.src.path})
+				in.Write(b)
+				in.WriteByte('\n')
+				mine = append(mine, i)
+			}
+			r := &execx.Runner{Env: childEnv, Log: req.Log}
+			out, err := r.Output(gctx, execx.Cmd{Argv: []string{py, "-s", "-S", "-c", compileScript}, Stdin: strings.NewReader(in.String())})
+			if err != nil {
+				return fmt.Errorf("compile .pyc with %s: %w", py, err)
+			}
+			sc := bufio.NewScanner(strings.NewReader(string(out)))
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			k := 0
+			for sc.Scan() {
+				var res [3]string
+				if err := json.Unmarshal(sc.Bytes(), &res); err != nil || k >= len(mine) {
+					return fmt.Errorf("compile .pyc with %s: unexpected output %q", py, sc.Text())
+				}
+				results[mine[k]] = res
+				k++
+			}
+			if k != len(mine) {
+				return fmt.Errorf("compile .pyc with %s: %d of %d files answered", py, k, len(mine))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		res := results[i]
+		if res[1] == "" {
+			j.g.man.Failed[res[0]] = res[2]
+			continue
+		}
+		// py_compile gives the .pyc the source's mode less the umask; the
+		// image takes the cached file's mode as it is.
+		if err := os.Chmod(filepath.Join(j.tmp, filepath.FromSlash(res[1])), 0o644); err != nil {
+			return fmt.Errorf("pyc cache: %w", err)
+		}
+		j.g.man.Compiled[res[0]] = res[1]
+	}
+	done := map[*pycGroup]bool{}
+	for _, j := range jobs {
+		if done[j.g] {
+			continue
+		}
+		done[j.g] = true
+		b, err := json.MarshalIndent(j.g.man, "", " ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(j.tmp, "manifest.json"), b, 0o644); err != nil {
+			return fmt.Errorf("pyc cache: %w", err)
+		}
+		if err := os.Rename(j.tmp, j.g.dir); err != nil {
+			// Another build stored the same group first: its files are
+			// the same.
+			if m, _ := readPycManifest(j.g.dir); m == nil {
+				return fmt.Errorf("pyc cache: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// pycEntries lists the cached .pyc files as tree entries, with the
+// __pycache__ directories the tree lacks. A .pyc a package ships is
+// replaced by the compiled one.
+func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) []install.Entry {
+	have := make(map[string]install.EntryType, len(tree.Entries))
+	for _, e := range tree.Entries {
+		have[e.Path] = e.Type
+	}
+	var out []install.Entry
+	for _, g := range groups {
+		srcs := make([]string, 0, len(g.man.Failed))
+		for src := range g.man.Failed {
+			srcs = append(srcs, src)
+		}
+		sort.Strings(srcs)
+		for _, src := range srcs {
+			fmt.Fprintf(req.Log, "%s does not compile, left without a .pyc: %s\n", src, g.man.Failed[src])
+		}
+		for _, s := range g.sources {
+			pyc, ok := g.man.Compiled[s.path]
+			if !ok {
+				continue
+			}
+			dir := path.Dir(pyc)
+			if t, ok := have[dir]; ok && t != install.EntryDir {
+				continue // a file or link where __pycache__ would be
+			}
+			if _, ok := have[dir]; !ok {
+				have[dir] = install.EntryDir
+				out = append(out, install.Entry{Path: dir, Type: install.EntryDir, Mode: 0o755, Package: -1})
+			}
+			have[pyc] = install.EntryFile
+			out = append(out, install.Entry{Path: pyc, Type: install.EntryFile, Mode: 0o644,
+				Source: filepath.Join(g.dir, filepath.FromSlash(pyc)), Package: -1})
+		}
+	}
+	return out
+}
+
+// AddEntries puts extra entries into tree: one at a path the tree already
+// has replaces it (a directory stays a directory).
+func AddEntries(tree *install.Tree, extra []install.Entry) {
+	index := make(map[string]int, len(tree.Entries))
+	for i, e := range tree.Entries {
+		index[e.Path] = i
+	}
+	for _, e := range extra {
+		if i, ok := index[e.Path]; ok {
+			if tree.Entries[i].Type != install.EntryDir || e.Type != install.EntryDir {
+				tree.Entries[i] = e
+			}
+			continue
+		}
+		index[e.Path] = len(tree.Entries)
+		tree.Entries = append(tree.Entries, e)
+	}
+	sort.Slice(tree.Entries, func(i, j int) bool { return tree.Entries[i].Path < tree.Entries[j].Path })
+}

@@ -1,0 +1,107 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// EntryType says what an Entry is.
+type EntryType int
+
+const (
+	EntryDir EntryType = iota
+	EntryFile
+	EntrySymlink
+)
+
+// Entry is one path of a laid-out environment.
+type Entry struct {
+	Path string    // prefix-relative, slash-separated
+	Type EntryType //
+	// Mode holds the permission bits: 0755 or 0644 for files, 0755 for
+	// directories.
+	Mode fs.FileMode
+	// Source is the host file holding a file's bytes: the file in the
+	// extracted package when it is installed unchanged, or the file Layout
+	// wrote under its output directory.
+	Source string
+	// Target is a symlink's target.
+	Target string
+	// Package is the index in the install list of the package that
+	// installs the path, or -1 for what the installer itself writes
+	// (conda-meta, directories no package lists).
+	Package int
+	// SHA256 is the hex digest of a file's bytes as installed.
+	SHA256 string
+}
+
+// Tree is an environment laid out without being copied: every path it
+// has, and where the bytes of each file are.
+type Tree struct {
+	Entries []Entry // sorted by Path; parents before children
+	Report  Report
+}
+
+// Layout plans the environment made of pkgs for opts.TargetPrefix the way
+// Install lays it out, without copying the package files: a file installed
+// unchanged is named where it is in the extracted package. What has to be
+// written (patched files, entry points, conda-meta, files whose packaged
+// mode is not 0755 or 0644) goes below genDir, which must be empty or
+// absent. Reading every Source of the returned tree gives exactly the
+// files Install would have written; the directories, modes and symlinks
+// are those of the entries.
+func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*Tree, error) {
+	dest, err := filepath.Abs(genDir)
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	if err := checkEmpty(dest); err != nil {
+		return nil, err
+	}
+	if opts.TargetPrefix == "" {
+		return nil, fmt.Errorf("install: a layout needs the target prefix")
+	}
+	in, winners, err := prepare(ctx, pkgs, opts, opts.TargetPrefix, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	in.tmp = dest
+	if err := in.write(ctx, winners); err != nil {
+		return nil, err
+	}
+	if err := in.writeMeta(); err != nil {
+		return nil, err
+	}
+	t := &Tree{Report: in.report}
+	for _, d := range in.dirs {
+		t.Entries = append(t.Entries, Entry{Path: d, Type: EntryDir, Mode: 0o755, Package: -1})
+	}
+	t.Entries = append(t.Entries, Entry{Path: "conda-meta", Type: EntryDir, Mode: 0o755, Package: -1})
+	for _, it := range winners {
+		e := Entry{Path: it.phys, Package: it.pkg}
+		switch it.kind {
+		case kindSymlink:
+			e.Type, e.Mode, e.Target = EntrySymlink, 0o777, it.target
+		default:
+			e.Type, e.Mode, e.Source, e.SHA256 = EntryFile, it.mode, it.source, it.sha256InPrefix
+		}
+		t.Entries = append(t.Entries, e)
+	}
+	meta, err := os.ReadDir(filepath.Join(dest, "conda-meta"))
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	for _, m := range meta {
+		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + m.Name(), Type: EntryFile, Mode: 0o644,
+			Source: filepath.Join(dest, "conda-meta", m.Name()), Package: -1})
+	}
+	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].Path < t.Entries[j].Path })
+	return t, nil
+}
