@@ -24,11 +24,11 @@ import (
 // files), made beforehand the way a person would (install, then python -m
 // compileall), so that the baseline only packs.
 //
-// Two environments: "small" is the quickstart one (a stripped CPython 3.11
-// and a few noarch libraries, 21 MB); "large" adds the third-party
-// libraries of this machine's CPython 3.11 site-packages as noarch
-// packages (a few hundred MB, thousands of modules), skipped when that
-// python is not there.
+// Two environments: "small" is the quickstart one (a stripped CPython
+// 3.11 and a few noarch libraries: 22 MB, 33 MB with .pyc files); "large"
+// adds the third-party libraries of this machine's CPython 3.11
+// site-packages as noarch packages (380 MB with .pyc files, 46,000
+// paths), skipped when that python is not there.
 //
 // target runs with warm caches (packages extracted, .pyc files compiled by
 // an earlier build: any rebuild after the first); target-cold-pyc empties
