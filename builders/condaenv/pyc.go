@@ -332,9 +332,15 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 			return fmt.Errorf("pyc cache: %w", err)
 		}
 		if err := os.Rename(j.tmp, j.g.dir); err != nil {
-			// Another build stored the same group first: its files are
-			// the same.
-			if m, _ := readPycManifest(j.g.dir); m == nil {
+			// Another build stored the same group first (its files are
+			// the same), or the entry there is damaged and is replaced.
+			if m, _ := readPycManifest(j.g.dir); m != nil {
+				continue
+			}
+			if err := os.RemoveAll(j.g.dir); err != nil {
+				return fmt.Errorf("pyc cache: %w", err)
+			}
+			if err := os.Rename(j.tmp, j.g.dir); err != nil {
 				return fmt.Errorf("pyc cache: %w", err)
 			}
 		}

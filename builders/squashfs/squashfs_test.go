@@ -88,6 +88,24 @@ func TestImageIsTheInstalledTree(t *testing.T) {
 	if !strings.Contains(logs[0], "compiling ") || strings.Contains(logs[1], "compiling ") {
 		t.Fatalf("the first build should compile and the second not:\n%s\n----\n%s", logs[0], logs[1])
 	}
+	// A damaged cache entry is compiled again and replaced.
+	manifests, _ := filepath.Glob(filepath.Join(pkgs, "pyc", "*", "*", "manifest.json"))
+	if len(manifests) == 0 {
+		t.Fatal("no .pyc cache entries")
+	}
+	if err := os.WriteFile(manifests[0], []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := request(t, res, pkgs, &Config{Environment: "environment.ml"})
+	if _, err := b.Build(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	if sum, _, _ := artifact.HashFile(filepath.Join(again.OutDir, "image.sqfs")); sum != sums[0] {
+		t.Fatalf("build after repairing the .pyc cache differs: %s %s", sum, sums[0])
+	}
+	if b, err := os.ReadFile(manifests[0]); err != nil || string(b) == "{" {
+		t.Fatalf("damaged manifest not replaced: %q %v", b, err)
+	}
 
 	// The tree by hand: install, then compileall over lib/python3.11.
 	manual := filepath.Join(t.TempDir(), "conda")
