@@ -48,12 +48,12 @@ type pycGroup struct {
 	key     string
 	sources []pycSource
 	dir     string // the cache entry
+	tmp     string // where it is compiled before it is stored
 	man     *pycManifest
 }
 
 type pycSource struct {
 	path   string // prefix-relative path of the .py file (or of a link to one)
-	source string // host file with its bytes
 	sha256 string
 }
 
@@ -159,7 +159,7 @@ func pycGroups(env *lock.Environment, tree *install.Tree, targetPrefix, xy, cach
 			byPkg[e.Package] = g
 			order = append(order, e.Package)
 		}
-		g.sources = append(g.sources, pycSource{path: e.Path, source: file.Source, sha256: sum})
+		g.sources = append(g.sources, pycSource{path: e.Path, sha256: sum})
 	}
 	sort.Ints(order)
 	groups := make([]*pycGroup, 0, len(order))
@@ -235,7 +235,6 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 	type job struct {
 		g   *pycGroup
 		src pycSource
-		tmp string
 	}
 	var jobs []job
 	for _, g := range groups {
@@ -247,9 +246,10 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 			return fmt.Errorf("pyc cache: %w", err)
 		}
 		defer os.RemoveAll(tmp)
+		g.tmp = tmp
 		g.man = &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}}
 		for _, s := range g.sources {
-			jobs = append(jobs, job{g: g, src: s, tmp: tmp})
+			jobs = append(jobs, job{g: g, src: s})
 		}
 	}
 	workers := req.Jobs
@@ -275,7 +275,7 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 			for i := w; i < len(jobs); i += workers {
 				j := jobs[i]
 				b, _ := json.Marshal([]string{filepath.Join(stage, filepath.FromSlash(j.src.path)),
-					targetPrefix + "/" + j.src.path, j.tmp, j.src.path})
+					targetPrefix + "/" + j.src.path, j.g.tmp, j.src.path})
 				in.Write(b)
 				in.WriteByte('\n')
 				mine = append(mine, i)
@@ -313,34 +313,29 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		}
 		// py_compile gives the .pyc the source's mode less the umask; the
 		// image takes the cached file's mode as it is.
-		if err := os.Chmod(filepath.Join(j.tmp, filepath.FromSlash(res[1])), 0o644); err != nil {
+		if err := os.Chmod(filepath.Join(j.g.tmp, filepath.FromSlash(res[1])), 0o644); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}
 		j.g.man.Compiled[res[0]] = res[1]
 	}
-	done := map[*pycGroup]bool{}
-	for _, j := range jobs {
-		if done[j.g] {
-			continue
-		}
-		done[j.g] = true
-		b, err := json.MarshalIndent(j.g.man, "", " ")
+	for _, g := range groups {
+		b, err := json.MarshalIndent(g.man, "", " ")
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(j.tmp, "manifest.json"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(g.tmp, "manifest.json"), b, 0o644); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}
-		if err := os.Rename(j.tmp, j.g.dir); err != nil {
+		if err := os.Rename(g.tmp, g.dir); err != nil {
 			// Another build stored the same group first (its files are
 			// the same), or the entry there is damaged and is replaced.
-			if m, _ := readPycManifest(j.g.dir); m != nil {
+			if m, _ := readPycManifest(g.dir); m != nil {
 				continue
 			}
-			if err := os.RemoveAll(j.g.dir); err != nil {
+			if err := os.RemoveAll(g.dir); err != nil {
 				return fmt.Errorf("pyc cache: %w", err)
 			}
-			if err := os.Rename(j.tmp, j.g.dir); err != nil {
+			if err := os.Rename(g.tmp, g.dir); err != nil {
 				return fmt.Errorf("pyc cache: %w", err)
 			}
 		}
@@ -385,24 +380,4 @@ func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) [
 		}
 	}
 	return out
-}
-
-// AddEntries puts extra entries into tree: one at a path the tree already
-// has replaces it (a directory stays a directory).
-func AddEntries(tree *install.Tree, extra []install.Entry) {
-	index := make(map[string]int, len(tree.Entries))
-	for i, e := range tree.Entries {
-		index[e.Path] = i
-	}
-	for _, e := range extra {
-		if i, ok := index[e.Path]; ok {
-			if tree.Entries[i].Type != install.EntryDir || e.Type != install.EntryDir {
-				tree.Entries[i] = e
-			}
-			continue
-		}
-		index[e.Path] = len(tree.Entries)
-		tree.Entries = append(tree.Entries, e)
-	}
-	sort.Slice(tree.Entries, func(i, j int) bool { return tree.Entries[i].Path < tree.Entries[j].Path })
 }

@@ -139,7 +139,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		if !done {
 			fmt.Fprintf(req.Log, "no python for %s runs here: .pyc files are not compiled\n", res.Environment.Platform)
 		}
-		condaenv.AddEntries(tree, pycs)
+		tree.Add(pycs)
 	}
 	out := c.Output
 	if out == "" {

@@ -352,10 +352,7 @@ func (e *Engine) Layout(ctx context.Context, env *lock.Environment, workDir stri
 // overlayTree puts the files below dir over tree's entries: a path in both
 // becomes dir's.
 func overlayTree(tree *install.Tree, dir string) error {
-	index := make(map[string]int, len(tree.Entries))
-	for i, e := range tree.Entries {
-		index[e.Path] = i
-	}
+	var over []install.Entry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return err
@@ -386,21 +383,13 @@ func overlayTree(tree *install.Tree, dir string) error {
 		default:
 			return fmt.Errorf("%s: not a file, directory or symlink", p)
 		}
-		if i, ok := index[e.Path]; ok {
-			if tree.Entries[i].Type == install.EntryDir && e.Type == install.EntryDir {
-				return nil
-			}
-			tree.Entries[i] = e
-			return nil
-		}
-		index[e.Path] = len(tree.Entries)
-		tree.Entries = append(tree.Entries, e)
+		over = append(over, e)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	sort.Slice(tree.Entries, func(i, j int) bool { return tree.Entries[i].Path < tree.Entries[j].Path })
+	tree.Add(over)
 	return nil
 }
 

@@ -94,14 +94,34 @@ func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*
 		}
 		t.Entries = append(t.Entries, e)
 	}
-	meta, err := os.ReadDir(filepath.Join(dest, "conda-meta"))
-	if err != nil {
-		return nil, fmt.Errorf("install: %w", err)
+	metaFiles := []string{"history"}
+	for _, ps := range in.pkgs {
+		metaFiles = append(metaFiles, ps.dist+".json")
 	}
-	for _, m := range meta {
-		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + m.Name(), Type: EntryFile, Mode: 0o644,
-			Source: filepath.Join(dest, "conda-meta", m.Name()), Package: -1})
+	for _, name := range metaFiles {
+		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + name, Type: EntryFile, Mode: 0o644,
+			Source: filepath.Join(dest, "conda-meta", name), Package: -1})
 	}
 	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].Path < t.Entries[j].Path })
 	return t, nil
+}
+
+// Add puts entries into the tree: one at a path the tree already has
+// replaces it, except that a directory over a directory changes nothing.
+func (t *Tree) Add(entries []Entry) {
+	index := make(map[string]int, len(t.Entries))
+	for i, e := range t.Entries {
+		index[e.Path] = i
+	}
+	for _, e := range entries {
+		if i, ok := index[e.Path]; ok {
+			if t.Entries[i].Type != EntryDir || e.Type != EntryDir {
+				t.Entries[i] = e
+			}
+			continue
+		}
+		index[e.Path] = len(t.Entries)
+		t.Entries = append(t.Entries, e)
+	}
+	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].Path < t.Entries[j].Path })
 }

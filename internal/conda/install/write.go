@@ -22,10 +22,11 @@ import (
 // write creates the directories, then every winning item in parallel. Each
 // path has exactly one writer, so the order of writes does not matter.
 func (in *installer) write(ctx context.Context, winners []*item) error {
-	for _, d := range in.dirs {
-		if in.virtual {
-			break // made on demand for the few files a layout writes
-		}
+	dirs := in.dirs
+	if in.virtual {
+		dirs = nil // a layout makes them on demand, for the few files it writes
+	}
+	for _, d := range dirs {
 		p := filepath.Join(in.tmp, filepath.FromSlash(d))
 		if err := os.Mkdir(p, 0o755); err != nil {
 			return fmt.Errorf("install: %w", err)
