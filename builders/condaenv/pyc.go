@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/internal/artifact"
@@ -28,7 +31,7 @@ import (
 
 // pycVersion names the way .pyc files are made; a change to it (the
 // script, the selection of files, the flags) must change the cache keys.
-const pycVersion = "sparkenv-pyc-2"
+const pycVersion = "sparkenv-pyc-3"
 
 // notCompiled matches the prefix-relative paths of .py files that are left
 // without a .pyc: test suites and the deliberately broken files some
@@ -36,10 +39,86 @@ const pycVersion = "sparkenv-pyc-2"
 var notCompiled = regexp.MustCompile(`(^|/)(test|tests|idle_test)/|bad_coding|badsyntax`)
 
 // pycManifest is what a cached set of .pyc files holds: for each source
-// (prefix-relative) the .pyc path, or the reason it did not compile.
+// (prefix-relative) the .pyc path, or the reason it did not compile. It is
+// stored as the entry's "manifest": a header line, then one line per
+// source ("c", source, .pyc or "f", source, reason; tab-separated, a field
+// quoted when it holds a tab, a line break or starts with a quote) and an
+// "end" line with the number of sources, so a cut file is seen.
 type pycManifest struct {
-	Compiled map[string]string `json:"compiled"`
-	Failed   map[string]string `json:"failed,omitempty"`
+	Compiled map[string]string
+	Failed   map[string]string
+}
+
+const pycManifestHeader = "sparkenv pyc manifest"
+
+func (m *pycManifest) encode() []byte {
+	field := func(s string) string {
+		if strings.ContainsAny(s, "\t\n\r") || strings.HasPrefix(s, `"`) {
+			return strconv.Quote(s)
+		}
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(pycManifestHeader + "\n")
+	for _, kind := range []struct {
+		tag string
+		m   map[string]string
+	}{{"c", m.Compiled}, {"f", m.Failed}} {
+		keys := make([]string, 0, len(kind.m))
+		for k := range kind.m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s\t%s\t%s\n", kind.tag, field(k), field(kind.m[k]))
+		}
+	}
+	fmt.Fprintf(&b, "end %d\n", len(m.Compiled)+len(m.Failed))
+	return []byte(b.String())
+}
+
+func decodePycManifest(s string) (*pycManifest, error) {
+	rest, ok := strings.CutPrefix(s, pycManifestHeader+"\n")
+	if !ok {
+		return nil, errors.New("no manifest header")
+	}
+	field := func(f string) (string, error) {
+		if strings.HasPrefix(f, `"`) {
+			return strconv.Unquote(f)
+		}
+		return f, nil
+	}
+	m := &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}}
+	for {
+		line, next, ok := strings.Cut(rest, "\n")
+		if !ok {
+			return nil, errors.New("manifest cut short")
+		}
+		if n, isEnd := strings.CutPrefix(line, "end "); isEnd {
+			if next != "" || n != strconv.Itoa(len(m.Compiled)+len(m.Failed)) {
+				return nil, errors.New("manifest count does not match")
+			}
+			return m, nil
+		}
+		parts := strings.Split(line, "\t")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("bad manifest line %q", line)
+		}
+		src, err1 := field(parts[1])
+		val, err2 := field(parts[2])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("bad manifest line %q", line)
+		}
+		switch parts[0] {
+		case "c":
+			m.Compiled[src] = val
+		case "f":
+			m.Failed[src] = val
+		default:
+			return nil, fmt.Errorf("bad manifest line %q", line)
+		}
+		rest = next
+	}
 }
 
 // pycGroup is the .py files of one package (or of what no package owns),
@@ -125,10 +204,7 @@ func pycGroups(env *lock.Environment, tree *install.Tree, targetPrefix, xy, cach
 			python = strings.Join([]string{r.DistName(), r.Subdir, r.SHA256, r.MD5}, " ")
 		}
 	}
-	byPath := make(map[string]*install.Entry, len(tree.Entries))
-	for i := range tree.Entries {
-		byPath[tree.Entries[i].Path] = &tree.Entries[i]
-	}
+	var byPath map[string]*install.Entry // made for the first link to a .py file
 	lib := "lib/python" + xy + "/"
 	byPkg := map[int]*pycGroup{}
 	var order []int
@@ -141,6 +217,12 @@ func pycGroups(env *lock.Environment, tree *install.Tree, targetPrefix, xy, cach
 		}
 		file := e
 		if e.Type == install.EntrySymlink {
+			if byPath == nil {
+				byPath = make(map[string]*install.Entry, len(tree.Entries))
+				for i := range tree.Entries {
+					byPath[tree.Entries[i].Path] = &tree.Entries[i]
+				}
+			}
 			if file = resolveFile(byPath, e); file == nil {
 				continue // a dangling link or one to a directory
 			}
@@ -193,25 +275,33 @@ func resolveFile(byPath map[string]*install.Entry, e *install.Entry) *install.En
 }
 
 func readPycManifest(dir string) (*pycManifest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "manifest"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pyc cache: %w", err)
 	}
-	var m pycManifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := decodePycManifest(string(b))
+	if err != nil {
 		// A damaged entry is compiled again rather than trusted.
 		return nil, nil
 	}
+	// Every .pyc must be there as it was stored: a regular file of mode
+	// 0644. The stats are relative to the entry, which saves walking its
+	// long path each time.
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, nil
+	}
+	defer d.Close()
+	var st unix.Stat_t
 	for _, pyc := range m.Compiled {
-		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(pyc)))
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		if unix.Fstatat(int(d.Fd()), pyc, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode != unix.S_IFREG|0o644 {
 			return nil, nil
 		}
 	}
-	return &m, nil
+	return m, nil
 }
 
 // compileScript compiles the files named on its standard input, one JSON
@@ -319,11 +409,7 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		j.g.man.Compiled[res[0]] = res[1]
 	}
 	for _, g := range groups {
-		b, err := json.MarshalIndent(g.man, "", " ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(g.tmp, "manifest.json"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(g.tmp, "manifest"), g.man.encode(), 0o644); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}
 		if err := os.Rename(g.tmp, g.dir); err != nil {
@@ -347,9 +433,18 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 // __pycache__ directories the tree lacks. A .pyc a package ships is
 // replaced by the compiled one.
 func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) []install.Entry {
-	have := make(map[string]install.EntryType, len(tree.Entries))
-	for _, e := range tree.Entries {
-		have[e.Path] = e.Type
+	// What the tree has at a path (its entries are sorted), or what this
+	// function added there.
+	added := map[string]install.EntryType{}
+	typeAt := func(p string) (install.EntryType, bool) {
+		if t, ok := added[p]; ok {
+			return t, true
+		}
+		i, ok := slices.BinarySearchFunc(tree.Entries, p, func(e install.Entry, p string) int { return strings.Compare(e.Path, p) })
+		if !ok {
+			return 0, false
+		}
+		return tree.Entries[i].Type, true
 	}
 	var out []install.Entry
 	for _, g := range groups {
@@ -367,14 +462,14 @@ func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) [
 				continue
 			}
 			dir := path.Dir(pyc)
-			if t, ok := have[dir]; ok && t != install.EntryDir {
+			t, ok := typeAt(dir)
+			if ok && t != install.EntryDir {
 				continue // a file or link where __pycache__ would be
 			}
-			if _, ok := have[dir]; !ok {
-				have[dir] = install.EntryDir
+			if !ok {
+				added[dir] = install.EntryDir
 				out = append(out, install.Entry{Path: dir, Type: install.EntryDir, Mode: 0o755, Package: -1})
 			}
-			have[pyc] = install.EntryFile
 			out = append(out, install.Entry{Path: pyc, Type: install.EntryFile, Mode: 0o644,
 				Source: filepath.Join(g.dir, filepath.FromSlash(pyc)), Package: -1})
 		}

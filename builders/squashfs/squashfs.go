@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/sparkenv/sparkenv/builders"
@@ -189,49 +190,57 @@ func Args(src, dst, pseudo, compression string, level, processors int) []string 
 // -all-root.
 func WritePseudo(w io.Writer, entries []install.Entry) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
+	var line []byte
 	for _, e := range entries {
-		name, err := pseudoName(e.Path)
-		if err != nil {
+		var err error
+		if line, err = appendPseudoName(line[:0], e.Path); err != nil {
 			return err
 		}
 		switch e.Type {
 		case install.EntryDir:
-			fmt.Fprintf(bw, "%s d %o 0 0\n", name, e.Mode.Perm())
+			line = append(line, " d "...)
+			line = strconv.AppendUint(line, uint64(e.Mode.Perm()), 8)
+			line = append(line, " 0 0"...)
 		case install.EntryFile:
-			src, err := pseudoName(e.Source)
-			if err != nil {
+			line = append(line, " l "...)
+			if line, err = appendPseudoName(line, e.Source); err != nil {
 				return err
 			}
-			fmt.Fprintf(bw, "%s l %s\n", name, src)
 		case install.EntrySymlink:
 			// The target is the rest of the line, taken as it is.
 			if e.Target == "" || strings.ContainsAny(e.Target, "\n\r") || strings.TrimLeft(e.Target, " \t") != e.Target {
 				return fmt.Errorf("symlink %s -> %q cannot be written in a mksquashfs pseudo file", e.Path, e.Target)
 			}
-			fmt.Fprintf(bw, "%s s 777 0 0 %s\n", name, e.Target)
+			line = append(line, " s 777 0 0 "...)
+			line = append(line, e.Target...)
+		default:
+			continue
 		}
+		line = append(line, '\n')
+		bw.Write(line)
 	}
 	return bw.Flush()
 }
 
-// pseudoName escapes a path for a pseudo file: a backslash before each
-// space, tab, double quote and backslash. Line breaks cannot be written.
-func pseudoName(p string) (string, error) {
-	if p == "" || strings.ContainsAny(p, "\n\r") {
-		return "", fmt.Errorf("path %q cannot be written in a mksquashfs pseudo file", p)
+// appendPseudoName appends p escaped for a pseudo file: a backslash
+// before each space, tab, double quote and backslash. Line breaks cannot
+// be written.
+func appendPseudoName(b []byte, p string) ([]byte, error) {
+	if p == "" {
+		return b, fmt.Errorf("an empty path cannot be written in a mksquashfs pseudo file")
 	}
-	if !strings.ContainsAny(p, " \t\"\\") {
-		return p, nil
-	}
-	var b strings.Builder
-	for _, r := range p {
-		switch r {
+	start := 0
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '\n', '\r':
+			return b, fmt.Errorf("path %q cannot be written in a mksquashfs pseudo file", p)
 		case ' ', '\t', '"', '\\':
-			b.WriteByte('\\')
+			b = append(b, p[start:i]...)
+			b = append(b, '\\', c)
+			start = i + 1
 		}
-		b.WriteRune(r)
 	}
-	return b.String(), nil
+	return append(b, p[start:]...), nil
 }
 
 func (b *Builder) pack(ctx context.Context, req *builders.Request, tree *install.Tree, dst string, c *Config) error {

@@ -89,7 +89,7 @@ func TestImageIsTheInstalledTree(t *testing.T) {
 		t.Fatalf("the first build should compile and the second not:\n%s\n----\n%s", logs[0], logs[1])
 	}
 	// A damaged cache entry is compiled again and replaced.
-	manifests, _ := filepath.Glob(filepath.Join(pkgs, "pyc", "*", "*", "manifest.json"))
+	manifests, _ := filepath.Glob(filepath.Join(pkgs, "pyc", "*", "*", "manifest"))
 	if len(manifests) == 0 {
 		t.Fatal("no .pyc cache entries")
 	}

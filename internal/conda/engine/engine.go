@@ -332,6 +332,7 @@ func (e *Engine) Layout(ctx context.Context, env *lock.Environment, workDir stri
 	}
 	tree, err := install.Layout(ctx, filepath.Join(workDir, "conda"), pkgs, install.Options{
 		TargetPrefix: opts.TargetPrefix, Jobs: e.Jobs, AllowHardlinks: opts.AllowHardlinks, History: opts.History, Log: e.Log,
+		LayoutCache: filepath.Join(e.PkgsDir, "layout"),
 	})
 	if err != nil {
 		return nil, err

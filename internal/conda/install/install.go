@@ -49,6 +49,11 @@ type Options struct {
 	History string
 	// Log receives a summary and warnings; may be nil.
 	Log io.Writer
+	// LayoutCache is a directory where Layout keeps each package's part
+	// of a layout for the target prefix, and reads it back in a later
+	// Layout instead of the package's paths.json and files. Empty: no
+	// cache. Install does not use it.
+	LayoutCache string
 }
 
 // Report says what Install did.
@@ -117,6 +122,9 @@ type item struct {
 	sizeInPrefix   int64
 	mode           fs.FileMode // permission bits of a file
 	source         string      // host file with the bytes (the written one, or the package's in a layout)
+	shared         bool        // in a layout: source is the package's own file
+	done           bool        // read from the layout cache: nothing to write
+	won            bool        // installed: no later item replaces it
 }
 
 type pkgState struct {
@@ -125,6 +133,13 @@ type pkgState struct {
 	rec   repodata.Record
 	dist  string
 	items []*item
+	// meta is the conda-meta record in the layout cache, if it is there.
+	meta string
+	// lost are the indices in items of the paths a later item replaces.
+	lost []int
+	// cached holds the package's items read from the layout cache, whose
+	// info has no paths; nil when the package is read from info/.
+	cached []item
 }
 
 type installer struct {
@@ -139,6 +154,8 @@ type installer struct {
 	// virtual lays out without copying: files installed unchanged stay
 	// where they are in the package directories (see Layout).
 	virtual bool
+	// keys are the layout cache keys of the packages, nil without a cache.
+	keys []string
 }
 
 // Install lays out the environment made of pkgs (in install order,
@@ -259,6 +276,7 @@ func (in *installer) logf(format string, args ...any) {
 // load reads info/ of every package, in parallel, and merges the records.
 func (in *installer) load(ctx context.Context, pkgs []Package) error {
 	in.pkgs = make([]*pkgState, len(pkgs))
+	in.keys = in.cacheKeys(pkgs)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(in.opts.Jobs)
 	for i, p := range pkgs {
@@ -266,15 +284,22 @@ func (in *installer) load(ctx context.Context, pkgs []Package) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			info, err := readInfo(p.Dir)
-			if err != nil {
-				return fmt.Errorf("install: package %s: %w", p.Dir, err)
+			var info *pkgInfo
+			var cached []item
+			if in.keys != nil {
+				info, cached, _ = readRecord(in.cacheEntry(in.keys[i]), filepath.Clean(p.Dir))
+			}
+			if info == nil {
+				var err error
+				if info, err = readInfo(p.Dir); err != nil {
+					return fmt.Errorf("install: package %s: %w", p.Dir, err)
+				}
 			}
 			rec, err := mergeRecord(p.Record, info.Index)
 			if err != nil {
 				return fmt.Errorf("install: package %s: %w", p.Dir, err)
 			}
-			in.pkgs[i] = &pkgState{pkg: p, info: info, rec: rec, dist: rec.DistName()}
+			in.pkgs[i] = &pkgState{pkg: p, info: info, rec: rec, dist: rec.DistName(), cached: cached}
 			return nil
 		})
 	}
@@ -361,8 +386,12 @@ func validNamePart(s string) bool {
 // tree: no file below a file, no link leaving the prefix. It returns the
 // items to write, in install order.
 func (in *installer) plan() ([]*item, error) {
-	logical := map[string]*item{} // dest → winner
-	var order []*item             // every file-like item, in precedence order
+	n := 0
+	for _, ps := range in.pkgs {
+		n += len(ps.cached) + len(ps.info.Paths) + len(ps.info.EntryPoints)
+	}
+	logical := make(map[string]*item, n) // dest → winner
+	order := make([]*item, 0, n)         // every file-like item, in precedence order
 	var dirs []*item
 	for pi, ps := range in.pkgs {
 		noarchPython := ps.info.NoarchType == "python" || ps.rec.Noarch == "python"
@@ -388,6 +417,35 @@ func (in *installer) plan() ([]*item, error) {
 			logical[it.dest] = it
 			order = append(order, it)
 			return nil
+		}
+		if ps.cached != nil {
+			// Read back from the layout cache: checked when it was stored,
+			// and written already.
+			for i := range ps.cached {
+				it := &ps.cached[i]
+				it.pkg, it.done = pi, true
+				if it.shared {
+					it.method = methodCopied
+					if in.opts.AllowHardlinks && !it.entry.NoLink {
+						it.method = methodLinked
+					}
+				}
+				ps.items = append(ps.items, it)
+				if it.kind == kindDir {
+					dirs = append(dirs, it)
+					continue
+				}
+				if prev, ok := logical[it.dest]; ok && prev.pkg != pi {
+					in.clobber(it.dest, prev, it)
+				}
+				logical[it.dest] = it
+				order = append(order, it)
+				if linkScript(it.dest, ps.rec.Name) {
+					in.report.LinkScripts = append(in.report.LinkScripts, it.dest)
+					in.logf("warning: %s of package %s is installed but not run", it.dest, ps.dist)
+				}
+			}
+			continue
 		}
 		for _, e := range ps.info.Paths {
 			src := e.Path
@@ -452,8 +510,8 @@ func (in *installer) plan() ([]*item, error) {
 			links[dest] = it
 		}
 	}
-	physical := map[string]*item{}
-	var winners []*item
+	physical := make(map[string]*item, len(logical))
+	winners := make([]*item, 0, len(logical))
 	for _, it := range order {
 		if logical[it.dest] != it {
 			continue
@@ -479,12 +537,28 @@ func (in *installer) plan() ([]*item, error) {
 		}
 	}
 	winners = kept
+	// An item read from the layout cache carries what was written for it
+	// there; one that another package replaces here was not written.
+	for _, it := range winners {
+		it.won = true
+	}
+	for _, ps := range in.pkgs {
+		for i, it := range ps.items {
+			if it.kind == kindDir || it.won {
+				continue
+			}
+			ps.lost = append(ps.lost, i)
+			if ps.cached != nil {
+				it.method, it.sha256, it.sha256InPrefix, it.sizeInPrefix, it.mode, it.source = methodNone, "", "", 0, 0, ""
+			}
+		}
+	}
 
 	dirSet := map[string]bool{}
 	// addDir records dir and its parents, none of which may be a file or a
 	// link; owner is the item that needs them.
 	addDir := func(dir string, owner *item) error {
-		for d := dir; d != "."; d = path.Dir(d) {
+		for d := dir; d != "."; d = parentDir(d) {
 			if leaf, ok := physical[d]; ok {
 				return fmt.Errorf("install: %s of package %s needs %s to be a directory, but package %s installs a file there",
 					owner.dest, in.pkgs[owner.pkg].dist, d, in.pkgs[leaf.pkg].dist)
@@ -496,9 +570,15 @@ func (in *installer) plan() ([]*item, error) {
 		}
 		return nil
 	}
+	last := ""
 	for _, it := range winners {
-		if err := addDir(path.Dir(it.phys), it); err != nil {
-			return nil, err
+		// Paths of one package come in order: most share the last one's
+		// directory, checked already.
+		if d := parentDir(it.phys); d != last {
+			if err := addDir(d, it); err != nil {
+				return nil, err
+			}
+			last = d
 		}
 		if it.kind == kindSymlink {
 			if err := in.checkLinkTarget(it); err != nil {
@@ -526,6 +606,15 @@ func (in *installer) plan() ([]*item, error) {
 	// A parent sorts before its children, so creating in this order works.
 	sort.Strings(in.dirs)
 	return winners, nil
+}
+
+// parentDir is path.Dir for a clean relative path, without cleaning it
+// again.
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
 }
 
 func (in *installer) clobber(p string, prev, next *item) {

@@ -6,7 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // EntryType says what an Entry is.
@@ -79,6 +80,7 @@ func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*
 	if err := in.writeMeta(); err != nil {
 		return nil, err
 	}
+	in.storeRecords(in.keys)
 	t := &Tree{Report: in.report}
 	for _, d := range in.dirs {
 		t.Entries = append(t.Entries, Entry{Path: d, Type: EntryDir, Mode: 0o755, Package: -1})
@@ -94,34 +96,49 @@ func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*
 		}
 		t.Entries = append(t.Entries, e)
 	}
-	metaFiles := []string{"history"}
+	t.Entries = append(t.Entries, Entry{Path: "conda-meta/history", Type: EntryFile, Mode: 0o644,
+		Source: filepath.Join(dest, "conda-meta", "history"), Package: -1})
 	for _, ps := range in.pkgs {
-		metaFiles = append(metaFiles, ps.dist+".json")
+		src := ps.meta
+		if src == "" {
+			src = filepath.Join(dest, "conda-meta", ps.dist+".json")
+		}
+		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + ps.dist + ".json", Type: EntryFile, Mode: 0o644,
+			Source: src, Package: -1})
 	}
-	for _, name := range metaFiles {
-		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + name, Type: EntryFile, Mode: 0o644,
-			Source: filepath.Join(dest, "conda-meta", name), Package: -1})
-	}
-	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].Path < t.Entries[j].Path })
+	slices.SortFunc(t.Entries, byPath)
 	return t, nil
 }
 
+func byPath(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
+
 // Add puts entries into the tree: one at a path the tree already has
-// replaces it, except that a directory over a directory changes nothing.
+// replaces it, except that a directory over a directory changes nothing;
+// of entries at the same path, the last one counts.
 func (t *Tree) Add(entries []Entry) {
-	index := make(map[string]int, len(t.Entries))
-	for i, e := range t.Entries {
-		index[e.Path] = i
-	}
-	for _, e := range entries {
-		if i, ok := index[e.Path]; ok {
-			if t.Entries[i].Type != EntryDir || e.Type != EntryDir {
-				t.Entries[i] = e
-			}
-			continue
+	add := slices.Clone(entries)
+	slices.SortStableFunc(add, byPath)
+	old := t.Entries
+	merged := make([]Entry, 0, len(old)+len(add))
+	i := 0
+	for j := 0; j < len(add); {
+		for i < len(old) && old[i].Path < add[j].Path {
+			merged = append(merged, old[i])
+			i++
 		}
-		index[e.Path] = len(t.Entries)
-		t.Entries = append(t.Entries, e)
+		// The entries at this path, the tree's first, in the order given.
+		var cur Entry
+		have := false
+		if i < len(old) && old[i].Path == add[j].Path {
+			cur, have = old[i], true
+			i++
+		}
+		for p := add[j].Path; j < len(add) && add[j].Path == p; j++ {
+			if !have || cur.Type != EntryDir || add[j].Type != EntryDir {
+				cur, have = add[j], true
+			}
+		}
+		merged = append(merged, cur)
 	}
-	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].Path < t.Entries[j].Path })
+	t.Entries = append(merged, old[i:]...)
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -65,7 +67,38 @@ func shapeLine(t *testing.T, rel string, mode fs.FileMode, p string) string {
 func TestLayoutMatchesInstall(t *testing.T) {
 	t.Parallel()
 	work := t.TempDir()
-	pkgs := filepath.Join(work, "pkgs")
+	all, opts := layoutEnv(t, filepath.Join(work, "pkgs"))
+	env := filepath.Join(work, "env")
+	rep, err := Install(context.Background(), env, all, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := filepath.Join(work, "gen")
+	tree, err := Layout(context.Background(), gen, all, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := treeShape(t, tree), shapeOf(t, env)
+	if got != want {
+		t.Fatalf("layout:\n%s\n----\ninstalled tree:\n%s", got, want)
+	}
+	if tree.Report.Files != rep.Files || tree.Report.Bytes != rep.Bytes || tree.Report.Patched != rep.Patched {
+		t.Errorf("layout report %+v, install report %+v", tree.Report, *rep)
+	}
+	// Only what had to be written is below gen: the patched files, the
+	// entry points and the files whose mode changes. A no_link file is
+	// not written: it is only never hardlinked, and a layout links nothing.
+	wantWritten := "bin/group-exec bin/hello bin/hello-x bin/python3.11 bin/tool share/tool/data.bin share/tool/group-writable.txt"
+	if w := writtenBelow(gen); w != wantWritten {
+		t.Errorf("layout wrote %v, want %s", w, wantWritten)
+	}
+}
+
+// layoutEnv is the environment of TestDeterministic, plus python, a
+// noarch: python package with entry points, and a package with patched
+// files, a no_link file and extracted files whose modes an install
+// changes.
+func layoutEnv(t *testing.T, pkgs string) ([]Package, Options) {
 	all := linksDirsClobberPkgs(t, pkgs)
 	ph := placeholder255()
 	all = append(all, makePkg(t, pkgs, pkgSpec{name: "tool", files: []fileSpec{
@@ -83,18 +116,13 @@ func TestLayoutMatchesInstall(t *testing.T) {
 	}
 	py := pythonPkg(t, pkgs, "/usr/bin/python3")
 	all = append([]Package{py}, append(all, noarchHello(t, pkgs))...)
-	opts := Options{TargetPrefix: "/opt/conda", History: "sparkenv build env.hcl", AllowHardlinks: true}
+	return all, Options{TargetPrefix: "/opt/conda", History: "sparkenv build env.hcl", AllowHardlinks: true}
+}
 
-	env := filepath.Join(work, "env")
-	rep, err := Install(context.Background(), env, all, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen := filepath.Join(work, "gen")
-	tree, err := Layout(context.Background(), gen, all, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+// treeShape is shapeOf for a layout: each entry, with the mode and bytes
+// of its source for a file.
+func treeShape(t *testing.T, tree *Tree) string {
+	t.Helper()
 	var lines []string
 	for _, e := range tree.Entries {
 		switch e.Type {
@@ -117,20 +145,15 @@ func TestLayoutMatchesInstall(t *testing.T) {
 			}
 		}
 	}
-	got, want := strings.Join(lines, "\n"), shapeOf(t, env)
-	if got != want {
-		t.Fatalf("layout:\n%s\n----\ninstalled tree:\n%s", got, want)
-	}
-	if tree.Report.Files != rep.Files || tree.Report.Bytes != rep.Bytes || tree.Report.Patched != rep.Patched {
-		t.Errorf("layout report %+v, install report %+v", tree.Report, *rep)
-	}
-	// Only what had to be written is below gen: the patched files, the
-	// entry points and the files whose mode changes. A no_link file is
-	// not written: it is only never hardlinked, and a layout links nothing.
+	return strings.Join(lines, "\n")
+}
+
+// writtenBelow lists the files below dir outside conda-meta.
+func writtenBelow(dir string) string {
 	var written []string
-	filepath.WalkDir(gen, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
-			rel, _ := filepath.Rel(gen, p)
+			rel, _ := filepath.Rel(dir, p)
 			if !strings.HasPrefix(rel, "conda-meta") {
 				written = append(written, filepath.ToSlash(rel))
 			}
@@ -138,46 +161,260 @@ func TestLayoutMatchesInstall(t *testing.T) {
 		return nil
 	})
 	sort.Strings(written)
-	wantWritten := "bin/group-exec bin/hello bin/hello-x bin/python3.11 bin/tool share/tool/data.bin share/tool/group-writable.txt"
-	if strings.Join(written, " ") != wantWritten {
-		t.Errorf("layout wrote %v, want %s", written, wantWritten)
+	return strings.Join(written, " ")
+}
+
+// TestLayoutCache lays the environment of TestLayoutMatchesInstall out
+// with a layout cache: empty, full, with damaged entries, for another
+// prefix and without hardlinks. Every time the tree (conda-meta included)
+// is the one a layout without the cache gives, a full cache leaves
+// nothing to write but conda-meta, and damaged entries are made again.
+func TestLayoutCache(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	all, opts := layoutEnv(t, filepath.Join(work, "pkgs"))
+	cache := filepath.Join(work, "cache")
+	n := 0
+	layout := func(opts Options) (*Tree, string) {
+		t.Helper()
+		n++
+		gen := filepath.Join(work, fmt.Sprint("gen", n))
+		tree, err := Layout(context.Background(), gen, all, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tree, gen
+	}
+	entries := func() []string {
+		recs, _ := filepath.Glob(filepath.Join(cache, "*", "*", "record"))
+		return recs
+	}
+	for _, variant := range []Options{opts, {TargetPrefix: "/srv/env", History: opts.History}} {
+		plain, _ := layout(variant)
+		want := treeShape(t, plain)
+		variant.LayoutCache = cache
+		before := len(entries())
+		cold, _ := layout(variant)
+		if got := treeShape(t, cold); got != want {
+			t.Fatalf("%s, empty cache:\n%s\n----\nwithout cache:\n%s", variant.TargetPrefix, got, want)
+		}
+		// Every package whose paths were all installed is kept; liba,
+		// whose etc/conf libb replaces, is not.
+		if got, want := len(entries())-before, len(all)-1; got != want {
+			t.Errorf("%s: %d packages cached, want %d", variant.TargetPrefix, got, want)
+		}
+		warm, gen := layout(variant)
+		if got := treeShape(t, warm); got != want {
+			t.Fatalf("%s, full cache:\n%s\n----\nwithout cache:\n%s", variant.TargetPrefix, got, want)
+		}
+		if warm.Report.Files != plain.Report.Files || warm.Report.Bytes != plain.Report.Bytes ||
+			warm.Report.Patched != plain.Report.Patched || warm.Report.Linked != plain.Report.Linked {
+			t.Errorf("%s: report %+v from the cache, %+v without", variant.TargetPrefix, warm.Report, plain.Report)
+		}
+		// Files of clobbered packages are written; the rest come from the
+		// cache, conda-meta records included.
+		if w := writtenBelow(gen); strings.Contains(w, "bin/tool") || strings.Contains(w, "bin/hello") {
+			t.Errorf("%s: a layout from a full cache wrote %s", variant.TargetPrefix, w)
+		}
+		if meta, _ := filepath.Glob(filepath.Join(gen, "conda-meta", "*.json")); len(meta) > 0 {
+			t.Errorf("%s: a layout with a cache wrote %v", variant.TargetPrefix, meta)
+		}
+	}
+	// liba is cached from an environment where it installs every path,
+	// then read back into one where libb replaces its etc/conf: that path
+	// is not installed, and its conda-meta record says so.
+	{
+		var noB []Package
+		for _, p := range all {
+			if p.Record.Name != "libb" && p.Record.Name != "libc" {
+				noB = append(noB, p)
+			}
+		}
+		fresh := filepath.Join(work, "cache-clobber")
+		o := opts
+		o.LayoutCache = fresh
+		if _, err := Layout(context.Background(), filepath.Join(work, "gen-nob"), noB, o); err != nil {
+			t.Fatal(err)
+		}
+		plain, _ := layout(opts)
+		warm, _ := layout(o)
+		if got, want := treeShape(t, warm), treeShape(t, plain); got != want {
+			t.Fatalf("liba from the cache, replaced by libb:\n%s\n----\nwithout cache:\n%s", got, want)
+		}
+		// And the other way round: requested specs and records changed.
+		changed := slices.Clone(all)
+		changed[1].RequestedSpec = "liba >=1"
+		changed[1].Record.Depends = []string{"libz"}
+		plainAll := all
+		all = changed
+		plain, _ = layout(opts)
+		warm, _ = layout(o)
+		all = plainAll
+		if got, want := treeShape(t, warm), treeShape(t, plain); got != want {
+			t.Fatalf("changed spec and record, from the cache:\n%s\n----\nwithout cache:\n%s", got, want)
+		}
+	}
+
+	// Without hardlinks the conda-meta link type changes; the cache
+	// entries made with them serve.
+	noLinks := opts
+	noLinks.AllowHardlinks = false
+	plain, _ := layout(noLinks)
+	noLinks.LayoutCache = cache
+	if got, want := treeShape(t, func() *Tree { tr, _ := layout(noLinks); return tr }()), treeShape(t, plain); got != want {
+		t.Fatalf("without hardlinks, from the cache:\n%s\n----\nwithout cache:\n%s", got, want)
+	}
+
+	// Damage: a record cut short, one with a byte changed, and a file of
+	// an entry removed. Each is seen, left alone and made again.
+	cache = filepath.Join(work, "cache2")
+	opts.LayoutCache = cache
+	layout(opts)
+	damaged := map[string]string{}
+	for _, rec := range entries() {
+		b, err := os.ReadFile(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(filepath.Dir(rec), "files", "*"))
+		switch {
+		case len(damaged) == 0:
+			os.WriteFile(rec, b[:len(b)/2], 0o644)
+		case len(damaged) == 1:
+			b[len(b)/3] ^= 0x20
+			os.WriteFile(rec, b, 0o644)
+		case len(files) > 0 && len(damaged) == 2:
+			os.Remove(files[0])
+		default:
+			continue
+		}
+		damaged[rec] = string(b)
+	}
+	if len(damaged) != 3 {
+		t.Fatalf("damaged %d entries, want 3", len(damaged))
+	}
+	plainOpts := opts
+	plainOpts.LayoutCache = ""
+	plain, _ = layout(plainOpts)
+	again, _ := layout(opts)
+	if got, want := treeShape(t, again), treeShape(t, plain); got != want {
+		t.Fatalf("damaged cache:\n%s\n----\nwithout cache:\n%s", got, want)
+	}
+	for rec := range damaged {
+		dir := filepath.Dir(rec)
+		if _, items, ok := readRecord(dir, ""); !ok || len(items) == 0 {
+			fs, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+			t.Errorf("damaged entry %s not made again: %v %d %v", dir, ok, len(items), fs)
+		}
 	}
 }
 
-// TestIndentJSON checks the single-pass indenter against json.Indent on
-// documents with every kind of value, escapes and empty containers.
-func TestIndentJSON(t *testing.T) {
-	docs := []string{
-		`{}`, `[]`, `{"a":[]}`, `{"a":{},"b":[1,2,{"c":"d"}]}`,
-		`{"s":"quote \" and backslash \\ and {[,:]} inside","n":-1.5e3,"t":true,"f":false,"z":null}`,
-		`[[],[[]],{"x":[{}]}]`, `{"unicode":"é\u2028\u0000"}`,
+// stdJSON is what encodeJSON must write: encoding/json with sorted map
+// keys, two-space indentation and no HTML escaping.
+func stdJSON(t testing.TB, v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
 	}
-	for _, d := range docs {
-		var want bytes.Buffer
-		if err := json.Indent(&want, []byte(d), "", "  "); err != nil {
+	return b.String()
+}
+
+// TestEncodeJSON checks the conda-meta encoder against encoding/json: on
+// every record of an environment and on values with escapes, empty and
+// nil lists, nested maps and absent fields.
+func TestEncodeJSON(t *testing.T) {
+	all, opts := layoutEnv(t, t.TempDir())
+	in, _, err := prepare(context.Background(), all, opts, opts.TargetPrefix, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []any
+	for _, ps := range in.pkgs {
+		values = append(values, in.prefixRecord(ps))
+	}
+	n := int64(7)
+	values = append(values,
+		map[string]any{}, map[string]any{"a": []string{}, "b": []string(nil), "c": nil, "d": map[string]any{}},
+		map[string]any{"s": "quote \" backslash \\ <&> \b\f\n\r\t\x00\x1f\x7f é \u2028\u2029 \xff\xfe end",
+			"n": -3, "i64": int64(1) << 40, "t": true, "f": false,
+			"p": []pathRec{{Path: "a b", PathType: "hardlink"}, {Path: "x", FileMode: "text", NoLink: true, PathType: "softlink",
+				PrefixPlaceholder: "/ph", SHA256: "00", SHA256InPrefix: "11", Size: &n}},
+			"empty": []pathRec{}, "nested": map[string]any{"z": []string{"1", ""}, "a": map[string]any{"k": 1}}},
+	)
+	for _, v := range values {
+		got, err := encodeJSON(v, 0)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got := indentJSON(nil, []byte(d)); string(got) != want.String() {
-			t.Errorf("%s:\n%s\nwant:\n%s", d, got, want.String())
+		if want := stdJSON(t, v); string(got) != want {
+			t.Errorf("encodeJSON:\n%s\nencoding/json:\n%s", got, want)
 		}
 	}
 }
 
-func FuzzIndentJSON(f *testing.F) {
-	for _, s := range []string{`{"a":[1,{"b":"c\"}"}],"d":{}}`, `[[],{},""]`, `"x"`, `1`} {
-		f.Add(s)
+func FuzzEncodeJSON(f *testing.F) {
+	for _, s := range []string{"plain", "q\"\\", "\x00\x1f\b", "\u2028é\xff", ""} {
+		f.Add(s, s+"x")
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var c bytes.Buffer
-		if json.Compact(&c, []byte(s)) != nil {
-			return
-		}
-		var want bytes.Buffer
-		if err := json.Indent(&want, c.Bytes(), "", "  "); err != nil {
+	f.Fuzz(func(t *testing.T, a, b string) {
+		n := int64(len(b))
+		v := map[string]any{a: b, b: []string{a, b}, "p": []pathRec{{Path: a, PathType: b, PrefixPlaceholder: a, Size: &n}}}
+		got, err := encodeJSON(v, 0)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got := indentJSON(nil, c.Bytes()); string(got) != want.String() {
-			t.Fatalf("%q:\n%s\nwant:\n%s", c.String(), got, want.String())
+		if want := stdJSON(t, v); string(got) != want {
+			t.Fatalf("encodeJSON:\n%q\nencoding/json:\n%q", got, want)
 		}
 	})
+}
+
+// TestTreeAdd checks the merge of Add against a plain rule: later entries
+// replace earlier ones at the same path, except a directory over a
+// directory, and the result is sorted.
+func TestTreeAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"a", "a/b", "a-b", "a/b/c", "b", "b/x.pyc", "c", "a/__pycache__", "a/__pycache__/m.pyc"}
+	entry := func(tag string) Entry {
+		e := Entry{Path: names[rng.IntN(len(names))], Type: EntryType(rng.IntN(3)), Source: tag}
+		return e
+	}
+	for round := 0; round < 500; round++ {
+		var base []Entry
+		seen := map[string]bool{}
+		for i := 0; i < rng.IntN(6); i++ {
+			if e := entry(fmt.Sprint("old", i)); !seen[e.Path] {
+				seen[e.Path] = true
+				base = append(base, e)
+			}
+		}
+		slices.SortFunc(base, byPath)
+		var add []Entry
+		for i := 0; i < rng.IntN(8); i++ {
+			add = append(add, entry(fmt.Sprint("new", i)))
+		}
+		want := map[string]Entry{}
+		for _, e := range base {
+			want[e.Path] = e
+		}
+		for _, e := range add {
+			if prev, ok := want[e.Path]; ok && prev.Type == EntryDir && e.Type == EntryDir {
+				continue
+			}
+			want[e.Path] = e
+		}
+		tree := &Tree{Entries: slices.Clone(base)}
+		tree.Add(add)
+		if !slices.IsSortedFunc(tree.Entries, byPath) || len(tree.Entries) != len(want) {
+			t.Fatalf("base %v + %v = %v, want %v", base, add, tree.Entries, want)
+		}
+		for _, e := range tree.Entries {
+			if want[e.Path] != e {
+				t.Fatalf("base %v + %v: %v, want %v", base, add, e, want[e.Path])
+			}
+		}
+	}
 }

@@ -2,6 +2,8 @@ package install
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -10,9 +12,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/sparkenv/sparkenv/internal/fsutil"
 
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
 )
@@ -29,11 +35,34 @@ func (in *installer) writeMeta() error {
 	}
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for _, ps := range in.pkgs {
+	for pi, ps := range in.pkgs {
 		g.Go(func() error {
-			b, err := encodeJSON(in.prefixRecord(ps))
+			// A layout with a cache names the record kept there for the
+			// same inputs, or writes it there.
+			var cached string
+			if in.keys != nil {
+				cached = in.metaEntry(ps, in.keys[pi])
+				if fi, err := os.Lstat(cached); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o644 && fi.Size() > 0 {
+					ps.meta = cached
+					return nil
+				}
+			}
+			// Room for each path twice (files, paths) and its record.
+			hint := 4096
+			for _, it := range ps.items {
+				hint += 2*len(it.dest) + 260
+			}
+			b, err := encodeJSON(in.prefixRecord(ps), hint)
 			if err != nil {
 				return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
+			}
+			if cached != "" {
+				err := fsutil.WriteFileNoSync(cached, b, 0o644)
+				if err == nil {
+					ps.meta = cached
+					return nil
+				}
+				in.logf("warning: layout cache: conda-meta of %s: %v", ps.dist, err)
 			}
 			if err := writeNew(filepath.Join(dir, ps.dist+".json"), b, 0o644, in.fixed); err != nil {
 				return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
@@ -48,6 +77,18 @@ func (in *installer) writeMeta() error {
 		return fmt.Errorf("install: conda-meta/history: %w", err)
 	}
 	return nil
+}
+
+// metaEntry names the conda-meta record of a package in the layout
+// cache. The record follows from the package's part of the layout (its
+// layout key), its repodata record and requested spec, which of its paths
+// a later package replaces, and whether files are hardlinked.
+func (in *installer) metaEntry(ps *pkgState, layoutKey string) string {
+	rec, _ := json.Marshal(ps.rec)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%v", metaCacheVersion, layoutKey, rec, ps.pkg.RequestedSpec, in.opts.AllowHardlinks, ps.lost)
+	k := hex.EncodeToString(h.Sum(nil))
+	return filepath.Join(in.opts.LayoutCache, "meta", k[:2], k+".json")
 }
 
 // prefixRecord is the conda-meta record of a package: its repodata record
@@ -232,67 +273,199 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// encodeJSON writes v with sorted keys (maps encode sorted), two-space
-// indentation and no HTML escaping: what json.Encoder with SetIndent("",
-// "  ") writes, indented by a single pass over the compact encoding.
-func encodeJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+// encodeJSON writes v as json.Encoder with SetEscapeHTML(false) and
+// SetIndent("", "  ") writes it (map keys sorted, a final newline), for
+// the values a conda-meta record holds: strings, integers, booleans, nil,
+// string lists, path records and maps of those. conda-meta of a large
+// environment is megabytes of path records; this writes them without
+// reflection or a second pass to indent, into a buffer of sizeHint bytes
+// to start with.
+func encodeJSON(v any, sizeHint int) ([]byte, error) {
+	b, err := appendJSON(make([]byte, 0, sizeHint), v, 0)
+	if err != nil {
 		return nil, err
 	}
-	compact := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-	out := indentJSON(make([]byte, 0, len(compact)*3/2), compact)
-	return append(out, '\n'), nil
+	return append(b, '\n'), nil
 }
 
-// indentJSON appends src, compact JSON (no whitespace outside strings), to
-// dst with two-space indentation, empty arrays and objects kept as [] and
-// {}, as json.Indent writes them.
-func indentJSON(dst, src []byte) []byte {
-	depth := 0
-	newline := func() {
-		dst = append(dst, '\n')
-		for range depth {
-			dst = append(dst, ' ', ' ')
-		}
+func appendIndent(b []byte, depth int) []byte {
+	b = append(b, '\n')
+	for range depth {
+		b = append(b, ' ', ' ')
 	}
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		switch c {
-		case '"':
-			// Copy the string whole, escapes included.
-			j := i + 1
-			for j < len(src) && src[j] != '"' {
-				if src[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			dst = append(dst, src[i:min(j+1, len(src))]...)
-			i = j
-		case '{', '[':
-			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
-				dst = append(dst, c, src[i+1])
-				i++
-				continue
-			}
-			dst = append(dst, c)
-			depth++
-			newline()
-		case '}', ']':
-			depth--
-			newline()
-			dst = append(dst, c)
-		case ',':
-			dst = append(dst, c)
-			newline()
-		case ':':
-			dst = append(dst, ':', ' ')
-		default:
-			dst = append(dst, c)
+	return b
+}
+
+func appendJSON(b []byte, v any, depth int) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case []string:
+		if v == nil {
+			return append(b, "null"...), nil
 		}
+		if len(v) == 0 {
+			return append(b, "[]"...), nil
+		}
+		b = append(b, '[')
+		for i, s := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendIndent(b, depth+1)
+			b = appendJSONString(b, s)
+		}
+		return append(appendIndent(b, depth), ']'), nil
+	case []pathRec:
+		if v == nil {
+			return append(b, "null"...), nil
+		}
+		if len(v) == 0 {
+			return append(b, "[]"...), nil
+		}
+		b = append(b, '[')
+		for i := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendIndent(b, depth+1)
+			b = v[i].appendJSON(b, depth+1)
+		}
+		return append(appendIndent(b, depth), ']'), nil
+	case map[string]any:
+		if v == nil {
+			return append(b, "null"...), nil
+		}
+		if len(v) == 0 {
+			return append(b, "{}"...), nil
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendIndent(b, depth+1)
+			b = appendJSONString(b, k)
+			b = append(b, ':', ' ')
+			var err error
+			if b, err = appendJSON(b, v[k], depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return append(appendIndent(b, depth), '}'), nil
 	}
-	return dst
+	return nil, fmt.Errorf("conda-meta: cannot encode a %T", v)
+}
+
+// appendJSON writes the record as encoding/json writes the struct, its
+// fields in order, absent ones omitted.
+func (p *pathRec) appendJSON(b []byte, depth int) []byte {
+	b = append(b, '{')
+	field := func(name string) {
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = appendIndent(b, depth+1)
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':', ' ')
+	}
+	field("_path")
+	b = appendJSONString(b, p.Path)
+	if p.FileMode != "" {
+		field("file_mode")
+		b = appendJSONString(b, p.FileMode)
+	}
+	if p.NoLink {
+		field("no_link")
+		b = append(b, "true"...)
+	}
+	field("path_type")
+	b = appendJSONString(b, p.PathType)
+	if p.PrefixPlaceholder != "" {
+		field("prefix_placeholder")
+		b = appendJSONString(b, p.PrefixPlaceholder)
+	}
+	if p.SHA256 != "" {
+		field("sha256")
+		b = appendJSONString(b, p.SHA256)
+	}
+	if p.SHA256InPrefix != "" {
+		field("sha256_in_prefix")
+		b = appendJSONString(b, p.SHA256InPrefix)
+	}
+	if p.Size != nil {
+		field("size_in_bytes")
+		b = strconv.AppendInt(b, *p.Size, 10)
+	}
+	return append(appendIndent(b, depth), '}')
+}
+
+// appendJSONString quotes s as encoding/json does without HTML escaping:
+// control characters escaped (\b, \f, \n, \r, \t by name), invalid
+// UTF-8 replaced by U+FFFD, and U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\\ufffd"...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

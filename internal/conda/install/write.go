@@ -44,6 +44,9 @@ func (in *installer) write(ctx context.Context, winners []*item) error {
 		if gctx.Err() != nil {
 			break
 		}
+		if it.done {
+			continue
+		}
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
