@@ -31,7 +31,7 @@ import (
 
 // pycVersion names the way .pyc files are made; a change to it (the
 // script, the selection of files, the flags) must change the cache keys.
-const pycVersion = "sparkenv-pyc-3"
+const pycVersion = "sparkenv-pyc-4"
 
 // notCompiled matches the prefix-relative paths of .py files that are left
 // without a .pyc: test suites and the deliberately broken files some
@@ -39,15 +39,25 @@ const pycVersion = "sparkenv-pyc-3"
 var notCompiled = regexp.MustCompile(`(^|/)(test|tests|idle_test)/|bad_coding|badsyntax`)
 
 // pycManifest is what a cached set of .pyc files holds: for each source
-// (prefix-relative) the .pyc path, or the reason it did not compile. It is
-// stored as the entry's "manifest": a header line, then one line per
-// source ("c", source, .pyc or "f", source, reason; tab-separated, a field
-// quoted when it holds a tab, a line break or starts with a quote) and an
-// "end" line with the number of sources, so a cut file is seen.
+// (prefix-relative) the .pyc path, or the reason it did not compile, and
+// the modification time of each directory holding .pyc files, which a
+// file added or removed there changes. It is stored as the entry's
+// "manifest": a header line, then one line per source ("c", source, .pyc
+// or "f", source, reason) and per directory ("d", directory, time in
+// nanoseconds), tab-separated, a field quoted when it holds a tab, a line
+// break or starts with a quote, and an "end" line with the number of
+// lines, so a cut file is seen.
 type pycManifest struct {
 	Compiled map[string]string
 	Failed   map[string]string
+	Dirs     map[string]string
 }
+
+func newPycManifest() *pycManifest {
+	return &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}, Dirs: map[string]string{}}
+}
+
+func (m *pycManifest) lines() int { return len(m.Compiled) + len(m.Failed) + len(m.Dirs) }
 
 const pycManifestHeader = "sparkenv pyc manifest"
 
@@ -63,7 +73,7 @@ func (m *pycManifest) encode() []byte {
 	for _, kind := range []struct {
 		tag string
 		m   map[string]string
-	}{{"c", m.Compiled}, {"f", m.Failed}} {
+	}{{"c", m.Compiled}, {"f", m.Failed}, {"d", m.Dirs}} {
 		keys := make([]string, 0, len(kind.m))
 		for k := range kind.m {
 			keys = append(keys, k)
@@ -73,7 +83,7 @@ func (m *pycManifest) encode() []byte {
 			fmt.Fprintf(&b, "%s\t%s\t%s\n", kind.tag, field(k), field(kind.m[k]))
 		}
 	}
-	fmt.Fprintf(&b, "end %d\n", len(m.Compiled)+len(m.Failed))
+	fmt.Fprintf(&b, "end %d\n", m.lines())
 	return []byte(b.String())
 }
 
@@ -88,14 +98,14 @@ func decodePycManifest(s string) (*pycManifest, error) {
 		}
 		return f, nil
 	}
-	m := &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}}
+	m := newPycManifest()
 	for {
 		line, next, ok := strings.Cut(rest, "\n")
 		if !ok {
 			return nil, errors.New("manifest cut short")
 		}
 		if n, isEnd := strings.CutPrefix(line, "end "); isEnd {
-			if next != "" || n != strconv.Itoa(len(m.Compiled)+len(m.Failed)) {
+			if next != "" || n != strconv.Itoa(m.lines()) {
 				return nil, errors.New("manifest count does not match")
 			}
 			return m, nil
@@ -114,6 +124,8 @@ func decodePycManifest(s string) (*pycManifest, error) {
 			m.Compiled[src] = val
 		case "f":
 			m.Failed[src] = val
+		case "d":
+			m.Dirs[src] = val
 		default:
 			return nil, fmt.Errorf("bad manifest line %q", line)
 		}
@@ -249,8 +261,10 @@ func pycGroups(env *lock.Environment, tree *install.Tree, targetPrefix, xy, cach
 		g := byPkg[pi]
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\n%s\n%s\n", pycVersion, python, targetPrefix)
+		var line []byte
 		for _, s := range g.sources {
-			fmt.Fprintf(h, "%s\t%s\n", s.path, s.sha256)
+			line = append(append(append(append(line[:0], s.path...), '\t'), s.sha256...), '\n')
+			h.Write(line)
 		}
 		g.key = hex.EncodeToString(h.Sum(nil))
 		g.dir = filepath.Join(cacheDir, g.key[:2], g.key)
@@ -287,17 +301,18 @@ func readPycManifest(dir string) (*pycManifest, error) {
 		// A damaged entry is compiled again rather than trusted.
 		return nil, nil
 	}
-	// Every .pyc must be there as it was stored: a regular file of mode
-	// 0644. The stats are relative to the entry, which saves walking its
-	// long path each time.
+	// The directories of the .pyc files must be as they were stored: a
+	// file added or removed changes a directory's time. The stats are
+	// relative to the entry, which saves walking its long path each time.
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, nil
 	}
 	defer d.Close()
 	var st unix.Stat_t
-	for _, pyc := range m.Compiled {
-		if unix.Fstatat(int(d.Fd()), pyc, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode != unix.S_IFREG|0o644 {
+	for sub, mtime := range m.Dirs {
+		if unix.Fstatat(int(d.Fd()), sub, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR ||
+			strconv.FormatInt(st.Mtim.Nano(), 10) != mtime {
 			return nil, nil
 		}
 	}
@@ -337,7 +352,7 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		}
 		defer os.RemoveAll(tmp)
 		g.tmp = tmp
-		g.man = &pycManifest{Compiled: map[string]string{}, Failed: map[string]string{}}
+		g.man = newPycManifest()
 		for _, s := range g.sources {
 			jobs = append(jobs, job{g: g, src: s})
 		}
@@ -409,6 +424,17 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		j.g.man.Compiled[res[0]] = res[1]
 	}
 	for _, g := range groups {
+		for _, pyc := range g.man.Compiled {
+			dir := path.Dir(pyc)
+			if _, ok := g.man.Dirs[dir]; ok {
+				continue
+			}
+			fi, err := os.Lstat(filepath.Join(g.tmp, filepath.FromSlash(dir)))
+			if err != nil {
+				return fmt.Errorf("pyc cache: %w", err)
+			}
+			g.man.Dirs[dir] = strconv.FormatInt(fi.ModTime().UnixNano(), 10)
+		}
 		if err := os.WriteFile(filepath.Join(g.tmp, "manifest"), g.man.encode(), 0o644); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}

@@ -21,13 +21,14 @@ func TestPycManifest(t *testing.T) {
 			"lib/bad\nline.py": "invalid syntax (line 1)\tend",
 			"lib/x.py":         `"quoted" reason`,
 		},
+		Dirs: map[string]string{"lib/python3.11/__pycache__": "1763712000123456789", "lib/__pycache__": "1"},
 	}
 	enc := string(m.encode())
 	got, err := decodePycManifest(enc)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, enc)
 	}
-	if !maps.Equal(got.Compiled, m.Compiled) || !maps.Equal(got.Failed, m.Failed) {
+	if !maps.Equal(got.Compiled, m.Compiled) || !maps.Equal(got.Failed, m.Failed) || !maps.Equal(got.Dirs, m.Dirs) {
 		t.Fatalf("round trip:\n%+v\nwant\n%+v", got, m)
 	}
 	for i := 0; i < len(enc); i++ {
@@ -35,7 +36,7 @@ func TestPycManifest(t *testing.T) {
 			t.Errorf("manifest cut at %d of %d bytes accepted", i, len(enc))
 		}
 	}
-	if _, err := decodePycManifest(strings.Replace(enc, "end 6", "end 5", 1)); err == nil {
+	if _, err := decodePycManifest(strings.Replace(enc, "end 8", "end 7", 1)); err == nil {
 		t.Error("manifest with a wrong count accepted")
 	}
 	if _, err := decodePycManifest(enc + "c\ta\tb\n"); err == nil {
@@ -55,7 +56,7 @@ func FuzzPycManifest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded manifest refused: %v", err)
 		}
-		if !maps.Equal(again.Compiled, m.Compiled) || !maps.Equal(again.Failed, m.Failed) {
+		if !maps.Equal(again.Compiled, m.Compiled) || !maps.Equal(again.Failed, m.Failed) || !maps.Equal(again.Dirs, m.Dirs) {
 			t.Fatalf("round trip changed %+v into %+v", m, again)
 		}
 	})

@@ -106,6 +106,24 @@ func TestImageIsTheInstalledTree(t *testing.T) {
 	if b, err := os.ReadFile(manifests[0]); err != nil || string(b) == "{" {
 		t.Fatalf("damaged manifest not replaced: %q %v", b, err)
 	}
+	// So is an entry that lost a .pyc file.
+	pycs, _ := filepath.Glob(filepath.Join(pkgs, "pyc", "*", "*", "lib", "python3.11", "__pycache__", "*.pyc"))
+	if len(pycs) == 0 {
+		t.Fatal("no cached .pyc files")
+	}
+	if err := os.Remove(pycs[0]); err != nil {
+		t.Fatal(err)
+	}
+	again = request(t, res, pkgs, &Config{Environment: "environment.ml"})
+	if _, err := b.Build(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	if sum, _, _ := artifact.HashFile(filepath.Join(again.OutDir, "image.sqfs")); sum != sums[0] {
+		t.Fatalf("build after a .pyc was removed from the cache differs: %s %s", sum, sums[0])
+	}
+	if _, err := os.Stat(pycs[0]); err != nil {
+		t.Fatalf("removed .pyc not compiled again: %v", err)
+	}
 
 	// The tree by hand: install, then compileall over lib/python3.11.
 	manual := filepath.Join(t.TempDir(), "conda")

@@ -82,11 +82,19 @@ func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*
 	}
 	in.storeRecords(in.keys)
 	t := &Tree{Report: in.report}
+	// The entries come in runs that are sorted, or nearly: the
+	// directories, each package's paths, conda-meta. Sorting each run and
+	// merging them is quicker than sorting all at once.
+	entries := make([]Entry, 0, len(in.dirs)+len(winners)+len(in.pkgs)+3)
+	var runs []int // where each run starts
 	for _, d := range in.dirs {
-		t.Entries = append(t.Entries, Entry{Path: d, Type: EntryDir, Mode: 0o755, Package: -1})
+		entries = append(entries, Entry{Path: d, Type: EntryDir, Mode: 0o755, Package: -1})
 	}
-	t.Entries = append(t.Entries, Entry{Path: "conda-meta", Type: EntryDir, Mode: 0o755, Package: -1})
-	for _, it := range winners {
+	entries = append(entries, Entry{Path: "conda-meta", Type: EntryDir, Mode: 0o755, Package: -1})
+	for i, it := range winners {
+		if i == 0 || it.pkg != winners[i-1].pkg {
+			runs = append(runs, len(entries))
+		}
 		e := Entry{Path: it.phys, Package: it.pkg}
 		switch it.kind {
 		case kindSymlink:
@@ -94,23 +102,60 @@ func Layout(ctx context.Context, genDir string, pkgs []Package, opts Options) (*
 		default:
 			e.Type, e.Mode, e.Source, e.SHA256 = EntryFile, it.mode, it.source, it.sha256InPrefix
 		}
-		t.Entries = append(t.Entries, e)
+		entries = append(entries, e)
 	}
-	t.Entries = append(t.Entries, Entry{Path: "conda-meta/history", Type: EntryFile, Mode: 0o644,
+	runs = append(runs, len(entries))
+	entries = append(entries, Entry{Path: "conda-meta/history", Type: EntryFile, Mode: 0o644,
 		Source: filepath.Join(dest, "conda-meta", "history"), Package: -1})
 	for _, ps := range in.pkgs {
 		src := ps.meta
 		if src == "" {
 			src = filepath.Join(dest, "conda-meta", ps.dist+".json")
 		}
-		t.Entries = append(t.Entries, Entry{Path: "conda-meta/" + ps.dist + ".json", Type: EntryFile, Mode: 0o644,
+		entries = append(entries, Entry{Path: "conda-meta/" + ps.dist + ".json", Type: EntryFile, Mode: 0o644,
 			Source: src, Package: -1})
 	}
-	slices.SortFunc(t.Entries, byPath)
+	t.Entries = sortRuns(entries, append([]int{0}, runs...))
 	return t, nil
 }
 
 func byPath(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
+
+// sortRuns sorts entries by path, given where runs start (the first at 0):
+// each run is sorted unless it is already, then runs are merged two by
+// two. It may reorder entries in place and returns the sorted slice.
+func sortRuns(entries []Entry, starts []int) []Entry {
+	bounds := append(slices.Clone(starts), len(entries))
+	for i := 0; i+1 < len(bounds); i++ {
+		if run := entries[bounds[i]:bounds[i+1]]; !slices.IsSortedFunc(run, byPath) {
+			slices.SortFunc(run, byPath)
+		}
+	}
+	buf := make([]Entry, len(entries))
+	for len(bounds) > 2 {
+		next := []int{0}
+		for i := 0; i+1 < len(bounds); i += 2 {
+			lo, mid := bounds[i], bounds[i+1]
+			hi := mid
+			if i+2 < len(bounds) {
+				hi = bounds[i+2]
+			}
+			a, b, out := entries[lo:mid], entries[mid:hi], buf[lo:lo]
+			for len(a) > 0 && len(b) > 0 {
+				if b[0].Path < a[0].Path {
+					out, b = append(out, b[0]), b[1:]
+				} else {
+					out, a = append(out, a[0]), a[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, hi)
+		}
+		entries, buf = buf, entries
+		bounds = next
+	}
+	return entries
+}
 
 // Add puts entries into the tree: one at a path the tree already has
 // replaces it, except that a directory over a directory changes nothing;

@@ -418,3 +418,30 @@ func TestTreeAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestSortRuns checks the run merge against a plain sort, runs of every
+// length, sorted or not, empty ones included.
+func TestSortRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 300; round++ {
+		var entries []Entry
+		starts := []int{0}
+		for r := rng.IntN(9); r > 0; r-- {
+			n := rng.IntN(6)
+			for i := 0; i < n; i++ {
+				entries = append(entries, Entry{Path: fmt.Sprintf("p%03d", rng.IntN(200))})
+			}
+			if rng.IntN(2) == 0 {
+				slices.SortFunc(entries[starts[len(starts)-1]:], byPath)
+			}
+			starts = append(starts, len(entries))
+		}
+		starts = starts[:len(starts)-1]
+		want := slices.Clone(entries)
+		slices.SortStableFunc(want, byPath)
+		got := sortRuns(slices.Clone(entries), starts)
+		if !slices.EqualFunc(got, want, func(a, b Entry) bool { return a.Path == b.Path }) {
+			t.Fatalf("runs %v of %v: %v, want %v", starts, entries, got, want)
+		}
+	}
+}
