@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -189,9 +190,14 @@ func Args(src, dst, pseudo, compression string, level, processors int) []string 
 // definition per link. Times and owners are left to -all-time and
 // -all-root.
 func WritePseudo(w io.Writer, entries []install.Entry) error {
+	return writePseudo(w, entries, pseudoOrder(entries))
+}
+
+func writePseudo(w io.Writer, entries []install.Entry, order []int) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var line []byte
-	for _, e := range entries {
+	for _, i := range order {
+		e := &entries[i]
 		var err error
 		if line, err = appendPseudoName(line[:0], e.Path); err != nil {
 			return err
@@ -220,6 +226,58 @@ func WritePseudo(w io.Writer, entries []install.Entry) error {
 		bw.Write(line)
 	}
 	return bw.Flush()
+}
+
+// pseudoOrder is the order in which WritePseudo lists entries: each
+// directory before what it holds, and of the entries of a directory, the
+// one with the most paths below it first. mksquashfs finds each component
+// of a pseudo path by a linear search through its parent's entries in the
+// order they were defined, so a tree listed this way (site-packages first
+// in lib/pythonX.Y, the biggest package first in site-packages) is read
+// several percent faster than one in sorted order. The image is the same:
+// mksquashfs sorts every directory.
+func pseudoOrder(entries []install.Entry) []int {
+	dirs := make(map[string]int, len(entries)/8)
+	for i := range entries {
+		if entries[i].Type == install.EntryDir {
+			dirs[entries[i].Path] = i
+		}
+	}
+	children := make(map[int][]int, len(dirs)+1) // -1: the root
+	for i := range entries {
+		parent := -1
+		if p := entries[i].Path; strings.LastIndexByte(p, '/') >= 0 {
+			if d, ok := dirs[p[:strings.LastIndexByte(p, '/')]]; ok {
+				parent = d
+			}
+		}
+		children[parent] = append(children[parent], i)
+	}
+	size := make([]int, len(entries))
+	var count func(d int) int
+	count = func(d int) int {
+		n := 1
+		for _, k := range children[d] {
+			n += count(k)
+		}
+		if d >= 0 {
+			size[d] = n
+		}
+		return n
+	}
+	count(-1)
+	order := make([]int, 0, len(entries))
+	var walk func(d int)
+	walk = func(d int) {
+		kids := children[d]
+		slices.SortStableFunc(kids, func(a, b int) int { return size[b] - size[a] })
+		for _, k := range kids {
+			order = append(order, k)
+			walk(k)
+		}
+	}
+	walk(-1)
+	return order
 }
 
 // appendPseudoName appends p escaped for a pseudo file: a backslash

@@ -316,6 +316,78 @@ func TestPseudoNames(t *testing.T) {
 	}
 }
 
+// TestPseudoOrder lays out the quickstart environment and packs it twice:
+// with the pseudo file in WritePseudo's order and in sorted order. The
+// images must be the same bytes, and the order must list every directory
+// before what it holds and, within a directory, bigger subtrees first.
+func TestPseudoOrder(t *testing.T) {
+	mk := testutil.Tool(t, "mksquashfs")
+	res, pkgs := lockedEnv(t)
+	req := request(t, res, pkgs, &Config{Environment: "environment.ml"})
+	tree, err := condaenv.Layout(context.Background(), req, res, filepath.Join(req.TempDir, "layout"), "/opt/conda")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := pseudoOrder(tree.Entries)
+	if len(order) != len(tree.Entries) {
+		t.Fatalf("order has %d of %d entries", len(order), len(tree.Entries))
+	}
+	seen := map[string]bool{}
+	for _, i := range order {
+		p := tree.Entries[i].Path
+		if j := strings.LastIndexByte(p, '/'); j >= 0 && !seen[p[:j]] {
+			t.Fatalf("%s listed before its directory", p)
+		}
+		seen[p] = true
+	}
+	// Within each directory, subtree sizes never grow along the order.
+	below := map[string]int{}
+	for _, e := range tree.Entries {
+		for p := e.Path; strings.Contains(p, "/"); {
+			p = p[:strings.LastIndexByte(p, '/')]
+			below[p]++
+		}
+	}
+	last := map[string]int{}
+	for _, i := range order {
+		p := tree.Entries[i].Path
+		dir := "."
+		if j := strings.LastIndexByte(p, '/'); j >= 0 {
+			dir = p[:j]
+		}
+		if prev, ok := last[dir]; ok && below[p] > prev {
+			t.Errorf("%s (%d paths below) listed after a sibling with %d", p, below[p], prev)
+		}
+		last[dir] = below[p]
+	}
+	sorted := make([]int, len(tree.Entries))
+	for i := range sorted {
+		sorted[i] = i
+	}
+	var sums []string
+	for _, o := range [][]int{order, sorted} {
+		work := t.TempDir()
+		root, pseudo, img := filepath.Join(work, "root"), filepath.Join(work, "pseudo"), filepath.Join(work, "img.sqfs")
+		os.Mkdir(root, 0o755)
+		var pf strings.Builder
+		if err := writePseudo(&pf, tree.Entries, o); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(pseudo, []byte(pf.String()), 0o644)
+		if out, err := exec.Command(mk, Args(root, img, pseudo, "", 0, 2)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		sum, _, err := artifact.HashFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, sum)
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("images differ with the order of the pseudo file: %s %s", sums[0], sums[1])
+	}
+}
+
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
