@@ -12,7 +12,6 @@
 package squashfs
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sparkenv/sparkenv/builders"
 	"github.com/sparkenv/sparkenv/builders/condaenv"
@@ -194,38 +194,68 @@ func WritePseudo(w io.Writer, entries []install.Entry) error {
 }
 
 func writePseudo(w io.Writer, entries []install.Entry, order []int) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var line []byte
+	// The lines are made in parallel, a slice of the order each, and
+	// written in order.
+	parts := min(runtime.GOMAXPROCS(0), max(1, len(order)/4096))
+	bufs := make([][]byte, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for k := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bufs[k], errs[k] = pseudoLines(entries, order[k*len(order)/parts:(k+1)*len(order)/parts])
+		}()
+	}
+	wg.Wait()
+	for k := range parts {
+		if errs[k] != nil {
+			return errs[k]
+		}
+	}
+	for _, b := range bufs {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pseudoLines(entries []install.Entry, order []int) ([]byte, error) {
+	n := 0
+	for _, i := range order {
+		n += len(entries[i].Path) + len(entries[i].Source) + len(entries[i].Target) + 16
+	}
+	b := make([]byte, 0, n+n/16) // room for some escapes
 	for _, i := range order {
 		e := &entries[i]
 		var err error
-		if line, err = appendPseudoName(line[:0], e.Path); err != nil {
-			return err
+		if b, err = appendPseudoName(b, e.Path); err != nil {
+			return nil, err
 		}
 		switch e.Type {
 		case install.EntryDir:
-			line = append(line, " d "...)
-			line = strconv.AppendUint(line, uint64(e.Mode.Perm()), 8)
-			line = append(line, " 0 0"...)
+			b = append(b, " d "...)
+			b = strconv.AppendUint(b, uint64(e.Mode.Perm()), 8)
+			b = append(b, " 0 0"...)
 		case install.EntryFile:
-			line = append(line, " l "...)
-			if line, err = appendPseudoName(line, e.Source); err != nil {
-				return err
+			b = append(b, " l "...)
+			if b, err = appendPseudoName(b, e.Source); err != nil {
+				return nil, err
 			}
 		case install.EntrySymlink:
 			// The target is the rest of the line, taken as it is.
 			if e.Target == "" || strings.ContainsAny(e.Target, "\n\r") || strings.TrimLeft(e.Target, " \t") != e.Target {
-				return fmt.Errorf("symlink %s -> %q cannot be written in a mksquashfs pseudo file", e.Path, e.Target)
+				return nil, fmt.Errorf("symlink %s -> %q cannot be written in a mksquashfs pseudo file", e.Path, e.Target)
 			}
-			line = append(line, " s 777 0 0 "...)
-			line = append(line, e.Target...)
+			b = append(b, " s 777 0 0 "...)
+			b = append(b, e.Target...)
 		default:
 			continue
 		}
-		line = append(line, '\n')
-		bw.Write(line)
+		b = append(b, '\n')
 	}
-	return bw.Flush()
+	return b, nil
 }
 
 // pseudoOrder is the order in which WritePseudo lists entries: each
@@ -280,6 +310,9 @@ func pseudoOrder(entries []install.Entry) []int {
 	return order
 }
 
+// pseudoSpecial marks the bytes appendPseudoName escapes or refuses.
+var pseudoSpecial = [256]bool{' ': true, '\t': true, '"': true, '\\': true, '\n': true, '\r': true}
+
 // appendPseudoName appends p escaped for a pseudo file: a backslash
 // before each space, tab, double quote and backslash. Line breaks cannot
 // be written.
@@ -289,6 +322,9 @@ func appendPseudoName(b []byte, p string) ([]byte, error) {
 	}
 	start := 0
 	for i := 0; i < len(p); i++ {
+		if !pseudoSpecial[p[i]] {
+			continue
+		}
 		switch c := p[i]; c {
 		case '\n', '\r':
 			return b, fmt.Errorf("path %q cannot be written in a mksquashfs pseudo file", p)
