@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 
@@ -119,7 +120,10 @@ func readRecord(entry, pkgDir string) (*pkgInfo, []item, bool) {
 		return nil, nil, false
 	}
 	files := filepath.Join(entry, "files") + string(filepath.Separator)
-	info, items, err := decodeRecord(string(body[len(recordMagic):]), files, pkgDir+string(filepath.Separator))
+	// The strings of the items share the record's bytes, which nothing
+	// writes to after this.
+	rest := body[len(recordMagic):]
+	info, items, err := decodeRecord(unsafe.String(unsafe.SliceData(rest), len(rest)), files, pkgDir+string(filepath.Separator))
 	if err != nil {
 		return nil, nil, false
 	}
