@@ -54,6 +54,12 @@
 // a separate directory. Tools that read a list of files (mksquashfs with a
 // pseudo file) pack an environment from that without a copy being made.
 //
+// With Options.LayoutCache, Layout keeps each package's part of the tree
+// for the target prefix (every path with its mode, hashes and link target,
+// and the files it had to write) and each conda-meta record, and a later
+// Layout reads those instead of paths.json and the package's files. The
+// tree is the same either way; only what is read differs.
+//
 // This package must never run code from a package, write outside the
 // destination (links that leave the prefix are refused and nothing is written
 // through a link), or modify the extracted package directories it reads.
