@@ -310,6 +310,18 @@ func readPycManifest(dir string) (*pycManifest, error) {
 	}
 	defer d.Close()
 	var st unix.Stat_t
+	// One .pyc, the same each time, is looked at for its mode, which the
+	// image takes: a cache copied or restored with other modes shows in
+	// any of them.
+	first := ""
+	for _, pyc := range m.Compiled {
+		if first == "" || pyc < first {
+			first = pyc
+		}
+	}
+	if first != "" && (unix.Fstatat(int(d.Fd()), first, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode != unix.S_IFREG|0o644) {
+		return nil, nil
+	}
 	for sub, mtime := range m.Dirs {
 		if unix.Fstatat(int(d.Fd()), sub, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR ||
 			strconv.FormatInt(st.Mtim.Nano(), 10) != mtime {
@@ -438,6 +450,21 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		if err := os.WriteFile(filepath.Join(g.tmp, "manifest"), g.man.encode(), 0o644); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}
+	}
+	// One sync of the file system makes every entry durable before any is
+	// renamed into place.
+	if len(groups) > 0 {
+		d, err := os.Open(filepath.Dir(groups[0].dir))
+		if err != nil {
+			return fmt.Errorf("pyc cache: %w", err)
+		}
+		err = unix.Syncfs(int(d.Fd()))
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("pyc cache: sync: %w", err)
+		}
+	}
+	for _, g := range groups {
 		if err := os.Rename(g.tmp, g.dir); err != nil {
 			// Another build stored the same group first (its files are
 			// the same), or the entry there is damaged and is replaced.

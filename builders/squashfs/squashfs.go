@@ -229,6 +229,9 @@ func pseudoLines(entries []install.Entry, order []int) ([]byte, error) {
 	b := make([]byte, 0, n+n/16) // room for some escapes
 	for _, i := range order {
 		e := &entries[i]
+		if e.Type != install.EntryDir && e.Type != install.EntryFile && e.Type != install.EntrySymlink {
+			return nil, fmt.Errorf("%s: entry of unknown type %d", e.Path, e.Type)
+		}
 		var err error
 		if b, err = appendPseudoName(b, e.Path); err != nil {
 			return nil, err
@@ -250,8 +253,6 @@ func pseudoLines(entries []install.Entry, order []int) ([]byte, error) {
 			}
 			b = append(b, " s 777 0 0 "...)
 			b = append(b, e.Target...)
-		default:
-			continue
 		}
 		b = append(b, '\n')
 	}

@@ -124,6 +124,21 @@ func TestImageIsTheInstalledTree(t *testing.T) {
 	if _, err := os.Stat(pycs[0]); err != nil {
 		t.Fatalf("removed .pyc not compiled again: %v", err)
 	}
+	// And so is a cache whose .pyc files lost their mode, which the image
+	// would take (as a cache restored with a umask of 077 has them).
+	filepath.WalkDir(filepath.Join(pkgs, "pyc"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".pyc") {
+			os.Chmod(p, 0o600)
+		}
+		return nil
+	})
+	again = request(t, res, pkgs, &Config{Environment: "environment.ml"})
+	if _, err := b.Build(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	if sum, _, _ := artifact.HashFile(filepath.Join(again.OutDir, "image.sqfs")); sum != sums[0] {
+		t.Fatalf("build after .pyc modes changed in the cache differs: %s %s", sum, sums[0])
+	}
 
 	// The tree by hand: install, then compileall over lib/python3.11.
 	manual := filepath.Join(t.TempDir(), "conda")

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
 	"github.com/sparkenv/sparkenv/internal/fsutil"
@@ -52,21 +53,30 @@ func (in *installer) cacheKeys(pkgs []Package) []string {
 	if !in.virtual || in.opts.LayoutCache == "" {
 		return nil
 	}
+	// A package's record in the lock may override its index.json (noarch,
+	// python_site_packages_path), and the size of a hardlinked file is the
+	// one paths.json gives: both are part of the key, with the python
+	// package, whose version places noarch: python files.
+	ids := make([]string, len(pkgs))
 	var python string
-	for _, p := range pkgs {
+	for i, p := range pkgs {
 		id, ok := packageID(p)
 		if !ok {
 			return nil
 		}
+		rec, err := json.Marshal(p.Record)
+		if err != nil {
+			return nil
+		}
+		ids[i] = id + "\x00" + string(rec)
 		if p.Record.Name == "python" {
-			python = id
+			python = ids[i]
 		}
 	}
 	keys := make([]string, len(pkgs))
-	for i, p := range pkgs {
-		id, _ := packageID(p)
+	for i := range pkgs {
 		h := sha256.New()
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", layoutCacheVersion, in.prefix, id, python)
+		fmt.Fprintf(h, "%s\x00%s\x00%t\x00%s\x00%s", layoutCacheVersion, in.prefix, in.opts.AllowHardlinks, ids[i], python)
 		keys[i] = hex.EncodeToString(h.Sum(nil))
 	}
 	return keys
@@ -127,14 +137,21 @@ func readRecord(entry, pkgDir string) (*pkgInfo, []item, bool) {
 	if err != nil {
 		return nil, nil, false
 	}
-	// The files the entry holds must all be there, whole.
+	// The files the entry holds must all be there, whole and with their
+	// modes (an image takes the mode of the file it names). Of the
+	// package's own files, the first one is looked at: a package cache
+	// copied or restored with other modes shows in any of them, and the
+	// package is then laid out again from its files.
+	spotted := false
 	for i := range items {
 		it := &items[i]
-		if !strings.HasPrefix(it.source, files) {
+		own := strings.HasPrefix(it.source, files)
+		if !own && (!it.shared || spotted) {
 			continue
 		}
+		spotted = spotted || !own
 		fi, err := os.Lstat(it.source)
-		if err != nil || !fi.Mode().IsRegular() || fi.Size() != it.sizeInPrefix {
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != it.mode || own && fi.Size() != it.sizeInPrefix {
 			return nil, nil, false
 		}
 	}
@@ -252,12 +269,15 @@ func (r *recReader) str() string {
 
 // storeRecords puts the part of every package that was not read from the
 // cache into it. A package is stored only when every path it lists was
-// written by this layout (none lost to a later package). Failing to store
-// is not an error of the layout: the tree is complete either way.
+// written by this layout (none lost to a later package). The entries are
+// written, made durable with one sync of the file system, then renamed
+// into place. Failing to store is not an error of the layout: the tree is
+// complete either way.
 func (in *installer) storeRecords(keys []string) {
 	if keys == nil {
 		return
 	}
+	tmps := make([]string, len(in.pkgs))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for pi, ps := range in.pkgs {
@@ -265,41 +285,114 @@ func (in *installer) storeRecords(keys []string) {
 			continue
 		}
 		g.Go(func() error {
-			if err := in.storeRecord(ps, keys[pi]); err != nil {
+			tmp, err := in.writeRecord(ps, keys[pi])
+			if err != nil {
 				in.logf("warning: layout cache: package %s: %v", ps.dist, err)
 			}
+			tmps[pi] = tmp
 			return nil
 		})
 	}
 	g.Wait()
+	stored := false
+	for _, tmp := range tmps {
+		stored = stored || tmp != ""
+	}
+	if !stored {
+		return
+	}
+	if err := syncFS(in.opts.LayoutCache); err != nil {
+		in.logf("warning: layout cache: %v", err)
+		for _, tmp := range tmps {
+			if tmp != "" {
+				os.RemoveAll(tmp)
+			}
+		}
+		return
+	}
+	for pi, tmp := range tmps {
+		if tmp == "" {
+			continue
+		}
+		if err := publishRecord(tmp, in.cacheEntry(keys[pi]), filepath.Clean(in.pkgs[pi].pkg.Dir)); err != nil {
+			in.logf("warning: layout cache: package %s: %v", in.pkgs[pi].dist, err)
+		}
+	}
 }
 
-func (in *installer) storeRecord(ps *pkgState, key string) error {
+// syncFS flushes the file system holding dir.
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// publishRecord renames a written entry into place. An entry already
+// there that reads well is kept (another build stored the same one, and
+// may be reading it); a damaged one is replaced.
+func publishRecord(tmp, final, pkgDir string) error {
+	defer os.RemoveAll(tmp)
+	parent := filepath.Dir(final)
+	if _, err := os.Lstat(final); err == nil {
+		if _, _, ok := readRecord(final, pkgDir); ok {
+			return nil
+		}
+		old, err := os.MkdirTemp(parent, ".old-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(old)
+		if err := os.Rename(final, filepath.Join(old, "entry")); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if _, serr := os.Lstat(filepath.Join(final, "record")); serr == nil {
+			return nil // another build stored it first
+		}
+		return err
+	}
+	return fsutil.SyncDir(parent)
+}
+
+// writeRecord writes a package's entry in a temporary directory of the
+// cache and returns it, or "" when the package is not to be stored.
+func (in *installer) writeRecord(ps *pkgState, key string) (string, error) {
 	for _, it := range ps.items {
 		if it.kind != kindDir && it.method == methodNone {
-			return nil // some path of it was not written here
+			return "", nil // some path of it was not written here
 		}
 	}
 	raw, err := os.ReadFile(filepath.Join(ps.pkg.Dir, "info", "index.json"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	head, err := json.Marshal(recordHeader{Index: raw, NoarchType: ps.info.NoarchType, EntryPoints: ps.info.EntryPoints})
 	if err != nil {
-		return err
+		return "", err
 	}
-	final := in.cacheEntry(key)
-	parent := filepath.Dir(final)
+	parent := filepath.Dir(in.cacheEntry(key))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.RemoveAll(tmp)
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
 	if err := os.Mkdir(filepath.Join(tmp, "files"), 0o755); err != nil {
-		return err
+		return "", err
 	}
 	pkgDir := filepath.Clean(ps.pkg.Dir) + string(filepath.Separator)
 	w := append([]byte(recordMagic), 0)[:len(recordMagic)]
@@ -321,7 +414,7 @@ func (in *installer) storeRecord(ps *pkgState, key string) error {
 		} else if it.source != "" {
 			// A file this layout wrote: the entry keeps its own copy.
 			if err := fsutil.LinkOrCopy(it.source, filepath.Join(tmp, "files", strconv.Itoa(i)), it.mode); err != nil {
-				return err
+				return "", err
 			}
 		}
 		if it.entry.NoLink {
@@ -366,24 +459,8 @@ func (in *installer) storeRecord(ps *pkgState, key string) error {
 	sum := sha256.Sum256(w)
 	w = append(w, sum[:]...)
 	if err := os.WriteFile(filepath.Join(tmp, "record"), w, 0o644); err != nil {
-		return err
+		return "", err
 	}
-	// A damaged entry in the way is moved aside first.
-	if _, err := os.Lstat(final); err == nil {
-		old, err := os.MkdirTemp(parent, ".old-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(old)
-		if err := os.Rename(final, filepath.Join(old, "entry")); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		if _, serr := os.Lstat(filepath.Join(final, "record")); serr == nil {
-			return nil // another build stored it first
-		}
-		return err
-	}
-	return nil
+	ok = true
+	return tmp, nil
 }

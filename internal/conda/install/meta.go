@@ -57,7 +57,7 @@ func (in *installer) writeMeta() error {
 				return fmt.Errorf("install: conda-meta of %s: %w", ps.dist, err)
 			}
 			if cached != "" {
-				err := fsutil.WriteFileNoSync(cached, b, 0o644)
+				err := fsutil.WriteFile(cached, b, 0o644)
 				if err == nil {
 					ps.meta = cached
 					return nil
@@ -81,12 +81,20 @@ func (in *installer) writeMeta() error {
 
 // metaEntry names the conda-meta record of a package in the layout
 // cache. The record follows from the package's part of the layout (its
-// layout key), its repodata record and requested spec, which of its paths
-// a later package replaces, and whether files are hardlinked.
+// layout key and how each path was written), its repodata record and
+// requested spec, which of its paths a later package replaces, and
+// whether files are hardlinked.
 func (in *installer) metaEntry(ps *pkgState, layoutKey string) string {
 	rec, _ := json.Marshal(ps.rec)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%v", metaCacheVersion, layoutKey, rec, ps.pkg.RequestedSpec, in.opts.AllowHardlinks, ps.lost)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%v\x00", metaCacheVersion, layoutKey, rec, ps.pkg.RequestedSpec, in.opts.AllowHardlinks, ps.lost)
+	// How each path was installed (linked, copied, patched) shows in the
+	// record; a package directory whose files changed modes changes it.
+	methods := make([]byte, len(ps.items))
+	for i, it := range ps.items {
+		methods[i] = byte(it.method)
+	}
+	h.Write(methods)
 	k := hex.EncodeToString(h.Sum(nil))
 	return filepath.Join(in.opts.LayoutCache, "meta", k[:2], k+".json")
 }
