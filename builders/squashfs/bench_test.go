@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sparkenv/sparkenv/builders/condaenv"
 	"github.com/sparkenv/sparkenv/internal/conda/engine"
@@ -35,7 +36,8 @@ import (
 // an earlier build: any rebuild after the first); target-cold-pyc empties
 // the .pyc cache before each build, so it compiles every module;
 // target-without-pyc sets compile_pyc = false and is compared with plain
-// mksquashfs of the tree without .pyc files.
+// mksquashfs of the tree without .pyc files. paired alternates target and
+// baseline within each iteration and reports the ratio of their means.
 func BenchmarkSquashfs(b *testing.B) {
 	if testing.Short() {
 		b.Skip("slow")
@@ -127,6 +129,39 @@ func benchEnv(b *testing.B, mk string, res *lock.Resolved, pkgs string) {
 		for i := 0; i < b.N; i++ {
 			plain(b, mk, trees[false])
 		}
+	})
+	// paired runs the target and the baseline one after the other in each
+	// iteration, with and without .pyc files, and reports each one's mean
+	// and the ratio: drift of the machine between groups cancels out.
+	b.Run("paired", func(b *testing.B) {
+		quiet(b)
+		var sum [2][2]time.Duration // [pyc][target, plain]
+		for i := 0; i < b.N; i++ {
+			for k, pyc := range []bool{true, false} {
+				cfg := &Config{Environment: "environment.ml"}
+				if !pyc {
+					cfg.CompilePyc = &off
+				}
+				r := request(t, res, pkgs, cfg)
+				start := time.Now()
+				if _, err := New().Build(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				sum[k][0] += time.Since(start)
+				os.RemoveAll(r.TempDir)
+				os.RemoveAll(r.OutDir)
+				start = time.Now()
+				plain(b, mk, trees[pyc])
+				sum[k][1] += time.Since(start)
+			}
+		}
+		n := float64(b.N)
+		b.ReportMetric(sum[0][0].Seconds()*1000/n, "target-ms")
+		b.ReportMetric(sum[0][1].Seconds()*1000/n, "plain-ms")
+		b.ReportMetric(float64(sum[0][0])/float64(sum[0][1]), "ratio")
+		b.ReportMetric(sum[1][0].Seconds()*1000/n, "target-nopyc-ms")
+		b.ReportMetric(sum[1][1].Seconds()*1000/n, "plain-nopyc-ms")
+		b.ReportMetric(float64(sum[1][0])/float64(sum[1][1]), "ratio-nopyc")
 	})
 	b.Run("target-cold-pyc", func(b *testing.B) {
 		quiet(b)
