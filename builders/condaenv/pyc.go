@@ -99,6 +99,7 @@ func decodePycManifest(s string) (*pycManifest, error) {
 		return f, nil
 	}
 	m := newPycManifest()
+	m.Compiled = make(map[string]string, strings.Count(rest, "\nc\t")+1)
 	for {
 		line, next, ok := strings.Cut(rest, "\n")
 		if !ok {
@@ -110,17 +111,22 @@ func decodePycManifest(s string) (*pycManifest, error) {
 			}
 			return m, nil
 		}
-		parts := strings.Split(line, "\t")
-		if len(parts) != 3 {
+		tag, line, ok1 := strings.Cut(line, "\t")
+		a, b, ok2 := strings.Cut(line, "\t")
+		if !ok1 || !ok2 || strings.Contains(b, "\t") {
 			return nil, fmt.Errorf("bad manifest line %q", line)
 		}
-		src, err1 := field(parts[1])
-		val, err2 := field(parts[2])
+		src, err1 := field(a)
+		val, err2 := field(b)
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("bad manifest line %q", line)
 		}
-		switch parts[0] {
+		switch tag {
 		case "c":
+			// The .pyc path names a file below the entry.
+			if !filepath.IsLocal(val) || path.Clean(val) != val {
+				return nil, fmt.Errorf("bad .pyc path %q", val)
+			}
 			m.Compiled[src] = val
 		case "f":
 			m.Failed[src] = val
@@ -523,8 +529,9 @@ func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) [
 				added[dir] = install.EntryDir
 				out = append(out, install.Entry{Path: dir, Type: install.EntryDir, Mode: 0o755, Package: -1})
 			}
+			// The manifest's .pyc paths are clean and local (decodePycManifest).
 			out = append(out, install.Entry{Path: pyc, Type: install.EntryFile, Mode: 0o644,
-				Source: filepath.Join(g.dir, filepath.FromSlash(pyc)), Package: -1})
+				Source: g.dir + string(filepath.Separator) + filepath.FromSlash(pyc), Package: -1})
 		}
 	}
 	return out

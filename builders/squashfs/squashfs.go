@@ -268,46 +268,72 @@ func pseudoLines(entries []install.Entry, order []int) ([]byte, error) {
 // several percent faster than one in sorted order. The image is the same:
 // mksquashfs sorts every directory.
 func pseudoOrder(entries []install.Entry) []int {
-	dirs := make(map[string]int, len(entries)/8)
+	n := len(entries)
+	dirs := make(map[string]int32, n/8)
 	for i := range entries {
 		if entries[i].Type == install.EntryDir {
-			dirs[entries[i].Path] = i
+			dirs[entries[i].Path] = int32(i)
 		}
 	}
-	children := make(map[int][]int, len(dirs)+1) // -1: the root
+	// The tree as arrays: each entry's parent (n: the root), and each
+	// node's children in kids[start[p]:start[p+1]], in the given order.
+	parent := make([]int32, n)
+	start := make([]int32, n+2)
 	for i := range entries {
-		parent := -1
+		parent[i] = int32(n)
 		if p := entries[i].Path; strings.LastIndexByte(p, '/') >= 0 {
 			if d, ok := dirs[p[:strings.LastIndexByte(p, '/')]]; ok {
-				parent = d
+				parent[i] = d
 			}
 		}
-		children[parent] = append(children[parent], i)
+		start[parent[i]+1]++
 	}
-	size := make([]int, len(entries))
-	var count func(d int) int
-	count = func(d int) int {
-		n := 1
-		for _, k := range children[d] {
-			n += count(k)
-		}
-		if d >= 0 {
-			size[d] = n
-		}
-		return n
+	for p := 1; p < len(start); p++ {
+		start[p] += start[p-1]
 	}
-	count(-1)
-	order := make([]int, 0, len(entries))
-	var walk func(d int)
-	walk = func(d int) {
-		kids := children[d]
-		slices.SortStableFunc(kids, func(a, b int) int { return size[b] - size[a] })
-		for _, k := range kids {
-			order = append(order, k)
-			walk(k)
+	kids := make([]int32, n)
+	next := slices.Clone(start[:n+1])
+	for i, p := range parent {
+		kids[next[p]] = int32(i)
+		next[p]++
+	}
+	// Sizes from a pre-order walk taken backwards: children come after
+	// their parent in it.
+	walk := make([]int32, 0, n)
+	stack := []int32{int32(n)}
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if d != int32(n) {
+			walk = append(walk, d)
+		}
+		stack = append(stack, kids[start[d]:start[d+1]]...)
+	}
+	size := make([]int32, n+1)
+	for k := len(walk) - 1; k >= 0; k-- {
+		i := walk[k]
+		size[i]++
+		size[parent[i]] += size[i]
+	}
+	for d := 0; d <= n; d++ {
+		if c := kids[start[d]:start[d+1]]; len(c) > 1 {
+			slices.SortStableFunc(c, func(a, b int32) int { return int(size[b] - size[a]) })
 		}
 	}
-	walk(-1)
+	// The order: pre-order again, children biggest first.
+	order := make([]int, 0, n)
+	stack = append(stack[:0], int32(n))
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if d != int32(n) {
+			order = append(order, int(d))
+		}
+		c := kids[start[d]:start[d+1]]
+		for k := len(c) - 1; k >= 0; k-- {
+			stack = append(stack, c[k])
+		}
+	}
 	return order
 }
 
