@@ -317,37 +317,9 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil
 	case []string:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		if len(v) == 0 {
-			return append(b, "[]"...), nil
-		}
-		b = append(b, '[')
-		for i, s := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendIndent(b, depth+1)
-			b = appendJSONString(b, s)
-		}
-		return append(appendIndent(b, depth), ']'), nil
+		return appendArray(b, v, depth, func(b []byte, s *string, _ int) []byte { return appendJSONString(b, *s) }), nil
 	case []pathRec:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		if len(v) == 0 {
-			return append(b, "[]"...), nil
-		}
-		b = append(b, '[')
-		for i := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendIndent(b, depth+1)
-			b = v[i].appendJSON(b, depth+1)
-		}
-		return append(appendIndent(b, depth), ']'), nil
+		return appendArray(b, v, depth, func(b []byte, p *pathRec, depth int) []byte { return p.appendJSON(b, depth) }), nil
 	case map[string]any:
 		if v == nil {
 			return append(b, "null"...), nil
@@ -376,6 +348,26 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 		return append(appendIndent(b, depth), '}'), nil
 	}
 	return nil, fmt.Errorf("conda-meta: cannot encode a %T", v)
+}
+
+// appendArray writes a list, one element per line, as encoding/json
+// indents it: null for nil, [] when empty.
+func appendArray[T any](b []byte, v []T, depth int, elem func(b []byte, e *T, depth int) []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	if len(v) == 0 {
+		return append(b, "[]"...)
+	}
+	b = append(b, '[')
+	for i := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendIndent(b, depth+1)
+		b = elem(b, &v[i], depth+1)
+	}
+	return append(appendIndent(b, depth), ']')
 }
 
 // appendJSON writes the record as encoding/json writes the struct, its
