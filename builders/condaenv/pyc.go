@@ -27,6 +27,7 @@ import (
 	"github.com/sparkenv/sparkenv/internal/conda/install"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
+	"github.com/sparkenv/sparkenv/internal/fsutil"
 )
 
 // pycVersion names the way .pyc files are made; a change to it (the
@@ -364,6 +365,7 @@ func compileGroups(ctx context.Context, req *builders.Request, py, stage, target
 		if err := os.MkdirAll(filepath.Dir(g.dir), 0o755); err != nil {
 			return fmt.Errorf("pyc cache: %w", err)
 		}
+		fsutil.RemoveStale(filepath.Dir(g.dir), ".tmp-")
 		tmp, err := os.MkdirTemp(filepath.Dir(g.dir), ".tmp-"+g.key[:8]+"-")
 		if err != nil {
 			return fmt.Errorf("pyc cache: %w", err)

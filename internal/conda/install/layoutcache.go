@@ -381,6 +381,7 @@ func (in *installer) writeRecord(ps *pkgState, key string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
+	fsutil.RemoveStale(parent, ".tmp-", ".old-")
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
 		return "", err
