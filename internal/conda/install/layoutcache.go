@@ -31,11 +31,13 @@ import (
 //
 // An entry is <cache>/<key[:2]>/<key>/ with a file "record" and the
 // written files as files/<n> (n: the path's index in the record). It is
-// made in a temporary directory and renamed into place, and its record
-// ends with the sha256 of what precedes it, so a damaged record is seen
-// and made again. The key covers everything a package's part depends on
-// besides the package itself: the target prefix and the python package
-// (noarch: python paths and entry points follow its version).
+// made in a temporary directory, made durable and renamed into place. Its
+// record ends with the sha256 of what precedes it, and the files it keeps
+// are checked for size and mode, so a damaged entry is seen and made
+// again. The key covers everything a package's part depends on besides
+// the package itself: the target prefix, the package's lock record, the
+// python package (noarch: python paths and entry points follow its
+// version) and whether files are hardlinked.
 
 // layoutCacheVersion names the record format and the way a package's part
 // is made; changing either must change it.
