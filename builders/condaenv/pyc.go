@@ -538,3 +538,49 @@ func pycEntries(req *builders.Request, tree *install.Tree, groups []*pycGroup) [
 	}
 	return out
 }
+
+// AddCachedPyc gives the environment res installed at stage for
+// targetPrefix (by Stage) its .pyc files from the .pyc cache, what
+// CompilePyc does with compileall, except that only the packages not
+// compiled by an earlier build are compiled, with the interpreter at
+// stage. The files are hardlinked from the cache (copied where the file
+// system refuses), so whoever packs stage must only read them. It returns
+// false, doing nothing, when the environment has no python or its python
+// cannot run here.
+func AddCachedPyc(ctx context.Context, req *builders.Request, res *lock.Resolved, stage, targetPrefix string) (bool, error) {
+	xy := PythonVersion(res.Environment)
+	if xy == "" || !HostRuns(res.Environment.Platform) {
+		return false, nil
+	}
+	work, err := os.MkdirTemp(req.TempDir, "pyc-layout-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(work)
+	tree, err := Layout(ctx, req, res, filepath.Join(work, "layout"), targetPrefix)
+	if err != nil {
+		return false, err
+	}
+	pycs, done, err := CachedPyc(ctx, req, res.Environment, tree, targetPrefix, func() (string, error) { return stage, nil })
+	if err != nil || !done {
+		return done, err
+	}
+	for _, e := range pycs {
+		dst := filepath.Join(stage, filepath.FromSlash(e.Path))
+		switch e.Type {
+		case install.EntryDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return false, fmt.Errorf("pyc cache: %w", err)
+			}
+			// Mkdir is subject to the umask; the tree's modes are not.
+			if err := os.Chmod(dst, 0o755); err != nil {
+				return false, fmt.Errorf("pyc cache: %w", err)
+			}
+		case install.EntryFile:
+			if err := fsutil.LinkOrCopy(e.Source, dst, 0o644); err != nil {
+				return false, fmt.Errorf("pyc cache: %w", err)
+			}
+		}
+	}
+	return true, nil
+}

@@ -203,7 +203,7 @@ func (b *Builder) Build(ctx context.Context, req *builders.Request) (*builders.R
 		return nil, fmt.Errorf("%s: %w", req.Address, err)
 	}
 	if c.CompilePyc == nil || *c.CompilePyc {
-		done, err := condaenv.CompilePyc(ctx, req, res.Environment, stage, prefix)
+		done, err := condaenv.AddCachedPyc(ctx, req, res, stage, prefix)
 		if err != nil {
 			return nil, err
 		}

@@ -6,13 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/sparkenv/sparkenv/builders"
+	"github.com/sparkenv/sparkenv/builders/condaenv"
 	"github.com/sparkenv/sparkenv/internal/artifact"
 	"github.com/sparkenv/sparkenv/internal/conda/lock"
 	"github.com/sparkenv/sparkenv/internal/execx"
@@ -397,4 +400,65 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestPycFromTheCache packs the environment with an empty .pyc cache and
+// again with a full one: the second build compiles nothing, the archives
+// are the same bytes, and they hold the .pyc files compileall gives the
+// same installed tree.
+func TestPycFromTheCache(t *testing.T) {
+	t.Parallel()
+	res, _ := lockedEnv(t)
+	pkgs := t.TempDir() // its own package cache: the .pyc cache starts empty
+	var sums, logs []string
+	var archive string
+	for i := 0; i < 2; i++ {
+		req := request(t, res, pkgs, &Config{Environment: "environment.etl"}, 2)
+		var log strings.Builder
+		req.Log = &log
+		r, err := New().Build(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archive = filepath.Join(req.OutDir, r.Metadata["main"])
+		sum, _, err := artifact.HashFile(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums, logs = append(sums, sum), append(logs, log.String())
+	}
+	if !strings.Contains(logs[0], "compiling ") || strings.Contains(logs[1], "compiling ") {
+		t.Fatalf("the first build should compile and the second not:\n%s\n----\n%s", logs[0], logs[1])
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("archives with an empty and a full .pyc cache differ: %s %s", sums[0], sums[1])
+	}
+	var got []string
+	for _, p := range strings.Split(run(t, testutil.Tool(t, "tar"), "-tzf", archive), "\n") {
+		if strings.HasSuffix(p, ".pyc") {
+			got = append(got, strings.TrimPrefix(p, "./"))
+		}
+	}
+	// The oracle: the same install compiled by compileall.
+	oracle := request(t, res, pkgs, &Config{Environment: "environment.etl"}, 2)
+	stage := filepath.Join(t.TempDir(), "env")
+	if _, err := condaenv.Stage(context.Background(), oracle, res, stage, PackPrefix); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := condaenv.CompilePyc(context.Background(), oracle, res.Environment, stage, PackPrefix); err != nil || !done {
+		t.Fatalf("compileall: %v %v", done, err)
+	}
+	var want []string
+	filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".pyc") {
+			rel, _ := filepath.Rel(stage, p)
+			want = append(want, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(got)
+	sort.Strings(want)
+	if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("archive has %d .pyc files, compileall %d:\n%s\n----\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
