@@ -7,6 +7,7 @@ package builders
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/sparkenv/sparkenv/internal/artifact"
@@ -114,4 +115,14 @@ func NewRegistry(vs ...Builder) *Registry { return registry.New("builders", vs..
 // part of the cache key.
 type ToolVersioner interface {
 	ToolVersions(ctx context.Context, cfg any) (map[string]string, error)
+}
+
+// ConfigAs returns cfg, the configuration a builder's NewConfig made, as
+// a *T, or an error naming the kind when it is something else.
+func ConfigAs[T any](kind string, cfg any) (*T, error) {
+	c, ok := cfg.(*T)
+	if !ok || c == nil {
+		return nil, fmt.Errorf("%s: configuration is %T, want %T", kind, cfg, (*T)(nil))
+	}
+	return c, nil
 }

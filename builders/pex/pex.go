@@ -84,13 +84,7 @@ func (*Builder) Version() string { return "1" }
 // NewConfig implements builders.Builder.
 func (*Builder) NewConfig() any { return &Config{} }
 
-func config(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("pex: configuration is %T, want *pex.Config", cfg)
-	}
-	return c, nil
-}
+func config(cfg any) (*Config, error) { return builders.ConfigAs[Config](Kind, cfg) }
 
 func (c *Config) output(name string) string {
 	if c.Output != "" {

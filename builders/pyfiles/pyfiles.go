@@ -71,13 +71,7 @@ func (*Builder) Version() string { return "1" }
 // NewConfig implements builders.Builder.
 func (*Builder) NewConfig() any { return &Config{} }
 
-func config(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("pyfiles: configuration is %T, want *pyfiles.Config", cfg)
-	}
-	return c, nil
-}
+func config(cfg any) (*Config, error) { return builders.ConfigAs[Config](Kind, cfg) }
 
 // sourceDir resolves Source against the directory of the declaring file.
 func (c *Config) sourceDir(baseDir string) string {

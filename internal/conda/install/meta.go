@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,9 +17,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sparkenv/sparkenv/internal/fsutil"
-
 	"github.com/sparkenv/sparkenv/internal/conda/pkg"
+	"github.com/sparkenv/sparkenv/internal/fsutil"
 )
 
 // writeMeta writes conda-meta/<dist>.json for every package and
@@ -80,14 +78,13 @@ func (in *installer) writeMeta() error {
 }
 
 // metaEntry names the conda-meta record of a package in the layout
-// cache. The record follows from the package's part of the layout (its
-// layout key and how each path was written), its repodata record and
-// requested spec, which of its paths a later package replaces, and
-// whether files are hardlinked.
+// cache. The record follows from the package's part of the layout and
+// its repodata record (the layout key covers both, and the prefix and
+// hardlinks), how each path was written, which of its paths a later
+// package replaces, and its requested spec.
 func (in *installer) metaEntry(ps *pkgState, layoutKey string) string {
-	rec, _ := json.Marshal(ps.rec)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%v\x00", metaCacheVersion, layoutKey, rec, ps.pkg.RequestedSpec, in.opts.AllowHardlinks, ps.lost)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%v\x00", metaCacheVersion, layoutKey, ps.pkg.RequestedSpec, ps.lost)
 	// How each path was installed (linked, copied, patched) shows in the
 	// record; a package directory whose files changed modes changes it.
 	methods := make([]byte, len(ps.items))
